@@ -1,0 +1,182 @@
+"""``misync``: the command line for IT admins and data managers, outside the Airflow UI.
+
+Commands print counts, ids and file names; personal data stays in the files and the directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from mis_sync.config import ConfigError, Establishment, discover, load_establishment
+from mis_sync.errors import MisSyncError
+from mis_sync.paths import establishments_dir
+
+
+def _establishment(value: str) -> Establishment:
+    path = Path(value)
+    if not path.suffix:
+        path = establishments_dir() / f"{value}.yaml"
+    return load_establishment(path)
+
+
+def _directory_url(args: argparse.Namespace, config: Establishment) -> str:
+    from mis_sync.connections import from_airflow, sqlalchemy_url
+
+    if args.directory_url:
+        return str(args.directory_url)
+    return sqlalchemy_url(from_airflow(config.directory.connection_id))
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from mis_sync.generator import generate_school, generate_trust, write_file_drop, write_trust
+
+    as_of = dt.date.fromisoformat(args.as_of) if args.as_of else dt.date.today()
+    out = Path(args.out)
+    if args.profile == "mat":
+        trust = generate_trust(args.seed, as_of)
+        write_trust(trust, out)
+        print(f"wrote {len(trust)} schools to {out}")
+        return 0
+    kwargs = {}
+    if args.establishment_id:
+        kwargs["establishment_id"] = args.establishment_id
+    if args.laestab:
+        kwargs["laestab"] = args.laestab
+    extract = generate_school(args.profile, args.seed, as_of, **kwargs)
+    write_file_drop(extract, out)
+    counts = ", ".join(f"{k} {v}" for k, v in extract.counts().items())
+    print(f"wrote {args.profile} (seed {args.seed}) to {out}: {counts}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    paths = [Path(p) for p in args.files] if args.files else None
+    loaded = (
+        [discover_one(p) for p in paths] if paths is not None else discover(establishments_dir())
+    )
+    failures = 0
+    for item in loaded:
+        if item.error:
+            failures += 1
+            print(f"ERROR {item.error}")
+        else:
+            print(f"ok    {item.path}: {item.establishment.dag_id}")  # type: ignore[union-attr]
+    return 1 if failures else 0
+
+
+def discover_one(path: Path):  # type: ignore[no-untyped-def]
+    from mis_sync.config import LoadedConfig
+
+    try:
+        return LoadedConfig(path, load_establishment(path), None)
+    except ConfigError as exc:
+        return LoadedConfig(path, None, exc)
+
+
+def _local_context(args: argparse.Namespace, config: Establishment, run_id: str):  # type: ignore[no-untyped-def]
+    from mis_sync.connections import ConnectionInfo
+    from mis_sync.pipeline import RunContext
+
+    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="misync-"))
+    return RunContext(
+        establishment=config,
+        run_id=run_id,
+        folder=work / config.id / run_id,
+        source=ConnectionInfo(conn_id="cli", extra={"path": str(Path(args.input).resolve())}),
+        directory_url=_directory_url(args, config),
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The DAG's five stages in one process (for data managers, benchmarks and debugging)."""
+    from mis_sync import pipeline
+
+    config = _establishment(args.establishment)
+    run_id = args.run_id or f"cli__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+    ctx = _local_context(args, config, run_id)
+    pipeline.extract_stage(ctx)
+    pipeline.validate_stage(ctx)
+    plan = pipeline.plan_stage(ctx, approve_suspensions=args.approve_suspensions)
+    if args.command == "plan":
+        print(json.dumps({k: plan[k] for k in ("users_by_role", "groups", "memberships", "users_held",
+                                                 "skipped_reason", "held_reason")}, indent=2))  # fmt: skip
+        print(f"plan stored in {ctx.folder / 'plan'}")
+        return 0
+    dry_run = bool(args.dry_run)
+    if not dry_run:
+        pipeline.apply_stage(ctx)
+    report = pipeline.report_stage(ctx, dry_run=dry_run)
+    print(pipeline.render_report(report))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mis_sync.directory.db import make_engine, migrate
+    from mis_sync.pipeline import latest_report, render_report
+
+    config = _establishment(args.establishment)
+    engine = make_engine(_directory_url(args, config))
+    migrate(engine)
+    report = latest_report(engine, config.id)
+    if report is None:
+        print(f"no runs recorded yet for {config.id}")
+        return 1
+    print(json.dumps(report, indent=2) if args.json else render_report(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="misync", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic school (or trust) in the file-drop format")
+    gen.add_argument("--profile", required=True,
+                     choices=["small-primary", "large-primary", "secondary", "large-secondary", "mat"])  # fmt: skip
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--as-of", help="reference date YYYY-MM-DD (default today)")
+    gen.add_argument("--establishment-id")
+    gen.add_argument("--laestab")
+    gen.set_defaults(func=cmd_generate)
+
+    check = sub.add_parser("check-config", help="validate establishment YAML files")
+    check.add_argument("files", nargs="*")
+    check.set_defaults(func=cmd_check_config)
+
+    for name, helptext in (("run", "extract, validate, plan, apply and report outside Airflow"),
+                           ("plan", "print the plan for a file-drop folder without applying it")):  # fmt: skip
+        run = sub.add_parser(name, help=helptext)
+        run.add_argument("establishment", help="establishment id or YAML path")
+        run.add_argument("--input", required=True, help="file-drop folder")
+        run.add_argument("--directory-url", help="SQLAlchemy URL (default: the Airflow connection)")
+        run.add_argument("--work-dir", help="where run folders go (default: a temporary folder)")
+        run.add_argument("--run-id")
+        run.add_argument("--approve-suspensions", action="store_true")
+        if name == "run":
+            run.add_argument("--dry-run", action="store_true")
+        run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser("report", help="print the latest run report for an establishment")
+    rep.add_argument("establishment")
+    rep.add_argument("--directory-url")
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (MisSyncError, ConfigError, ValueError) as exc:
+        print(f"misync: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Establishment configuration: one YAML file per school, validated by a typed model.
+
+The YAML holds no secrets: credentials live in Airflow Connections, named here by id. Errors name the
+file, the field and the problem, so an IT admin can fix a broken file from the Airflow import-error
+banner alone.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
+DEFAULT_SCHEDULE = "30 1 * * *"
+"""01:30 Europe/London: after MIS overnight jobs, well before the school day."""
+
+TIMEZONE = "Europe/London"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MisConfig(_Strict):
+    type: str = Field(description="MIS or source format, e.g. file_drop; see `misync sources`.")
+    connection_id: str = Field(
+        description="Airflow Connection holding the credentials or location of the MIS data."
+    )
+    via: str | None = Field(default=None, description="Aggregator route for MISs without a public API.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from mis_sync.connectors.catalog import registered_types
+
+        known = registered_types()
+        if value not in known:
+            raise ValueError(f"unknown MIS type {value!r}; supported: {', '.join(sorted(known))}")
+        return value
+
+
+class UsernamePolicy(_Strict):
+    """How a new account's username is built. Fields: first_name, first_initial, last_name."""
+
+    pattern: str = "{first_initial}{last_name}"
+    max_length: Annotated[int, Field(ge=3, le=64)] = 20
+    name_source: Literal["preferred", "legal"] = "preferred"
+    first_suffix: Annotated[int, Field(ge=1, le=2)] = 1
+    """Collision suffix: the second ``asmith`` becomes ``asmith1`` (1) or ``asmith2`` (2)."""
+
+    @field_validator("pattern")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        used = set(re.findall(r"{(\w+)}", value))
+        unknown = used - {"first_name", "first_initial", "last_name"}
+        if unknown:
+            raise ValueError(f"unknown pattern fields: {', '.join(sorted(unknown))}")
+        if "last_name" not in used and "first_name" not in used:
+            raise ValueError("pattern must use {last_name} or {first_name}")
+        return value
+
+
+class UsernamePolicies(_Strict):
+    pupil: UsernamePolicy = UsernamePolicy()
+    staff: UsernamePolicy = UsernamePolicy()
+
+
+class AccountsConfig(_Strict):
+    create_pre_admission: bool = True
+    """Pre-admission pupils get accounts before their first day (ready for induction)."""
+    include_non_teaching_staff: bool = True
+
+
+class SafetyLimits(_Strict):
+    min_extract_fraction: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """An extract with fewer on-roll pupils or staff than this share of the last applied one stops."""
+    max_suspend_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
+    """Suspending more than this share of a role's active users in one run waits for approval."""
+    max_suspend_count: Annotated[int, Field(ge=0)] = 50
+    """...and more than this many users; both must be exceeded (small schools have small numbers)."""
+
+
+class DirectoryConfig(_Strict):
+    connection_id: str = "misync_directory"
+
+
+class TargetToggle(_Strict):
+    """A fan-out target. Its adapter is not in this release, so it can only be switched off."""
+
+    enabled: bool = False
+
+    @field_validator("enabled")
+    @classmethod
+    def _not_yet(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("this target is not available in this release; set enabled: false")
+        return value
+
+
+class TargetsConfig(_Strict):
+    microsoft365: TargetToggle = TargetToggle()
+    google_classroom: TargetToggle = TargetToggle()
+
+
+class Establishment(_Strict):
+    id: Annotated[str, Field(pattern=SLUG_PATTERN)]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    laestab: Annotated[str, Field(pattern=r"^\d{7}$", description="DfE LA number (3) + establishment (4)")]
+    country: Literal["england", "wales", "scotland", "northern_ireland"] = "england"
+    mis: MisConfig
+    mode: Literal["create", "link"] = "create"
+    schedule: str = DEFAULT_SCHEDULE
+    owner: str = "school-it"
+    tags: tuple[str, ...] = ()
+    directory: DirectoryConfig = DirectoryConfig()
+    usernames: UsernamePolicies = UsernamePolicies()
+    accounts: AccountsConfig = AccountsConfig()
+    safety: SafetyLimits = SafetyLimits()
+    targets: TargetsConfig = TargetsConfig()
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"not a valid cron expression: {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _link_mode_not_yet(self) -> Establishment:
+        if self.mode == "link":
+            raise ValueError("mode 'link' is not available in this release; use 'create'")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"mis_sync__{self.id.replace('-', '_')}"
+
+
+class ConfigError(ValueError):
+    """A broken establishment file. The message names the file, the field and the problem."""
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    path: Path
+    establishment: Establishment | None
+    error: ConfigError | None
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        problems.append(f"{location}: {err['msg']}")
+    return f"{path}: " + "; ".join(problems)
+
+
+def load_establishment(path: Path) -> Establishment:
+    """Read and validate one establishment file. Raises ``ConfigError`` naming file and field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        establishment = Establishment.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(path, exc)) from None
+    if path.stem != establishment.id:
+        raise ConfigError(f"{path}: id: must equal the file name ({path.stem!r}), got {establishment.id!r}")
+    return establishment
+
+
+def discover(directory: Path) -> list[LoadedConfig]:
+    """Every ``*.yaml``/``*.yml`` file in the folder, sorted, each loaded or carrying its own error."""
+    results = []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            results.append(LoadedConfig(path, load_establishment(path), None))
+        except ConfigError as exc:
+            results.append(LoadedConfig(path, None, exc))
+    return results

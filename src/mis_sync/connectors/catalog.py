@@ -1,0 +1,34 @@
+"""Which sources MIS Sync reads, and what each provides. Import-light: safe at DAG parse time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    type: str
+    title: str
+    implementation: str
+    """``module:Class`` of the connector, imported only when a task runs."""
+    provides: frozenset[str]
+    delta: bool = False
+
+
+_ALL = frozenset({"pupils", "staff", "contacts", "groups", "memberships", "relationships"})
+
+CATALOGUE: dict[str, SourceEntry] = {
+    entry.type: entry
+    for entry in (
+        SourceEntry(
+            type="file_drop",
+            title="MIS Sync file drop (a folder of CSV files; see docs/file-drop-format.md)",
+            implementation="mis_sync.connectors.file_drop:FileDropConnector",
+            provides=_ALL,
+        ),
+    )
+}
+
+
+def registered_types() -> frozenset[str]:
+    return frozenset(CATALOGUE)

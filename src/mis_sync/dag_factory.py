@@ -1,0 +1,237 @@
+"""One Airflow DAG per establishment YAML: extract → validate → plan → apply → report.
+
+Parse time does only local work: read the YAML files and build DAG objects. No network, no database,
+no Connections or Variables, no pandas (stage code is imported inside the tasks). In a task process,
+``get_parsing_context()`` names the DAG being run, and only that establishment's file is read.
+
+A broken YAML never takes the other establishments down: its DAG is left out and an import error
+naming the file, the field and the problem appears in the Airflow UI.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+
+from mis_sync.config import TIMEZONE, ConfigError, Establishment, LoadedConfig, discover, load_establishment
+from mis_sync.errors import DataError, SetupError, StalePlanError
+from mis_sync.paths import establishments_dir
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+    from mis_sync.pipeline import RunContext
+
+DAG_ID_PREFIX = "mis_sync__"
+START_DATE = pendulum.datetime(2025, 9, 1, tz=TIMEZONE)
+RUN_STORAGE_DEFAULT = "misync-runs"
+"""Run folders live under ``$AIRFLOW_HOME/misync-runs`` unless ``[misync] run_storage`` says otherwise."""
+
+
+def default_args(config: Establishment) -> dict[str, Any]:
+    """Retries with exponential backoff for outages; data errors fail at once (retry policy)."""
+    from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+
+    return {
+        "owner": config.owner,
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=30),
+        "retry_policy": ExceptionRetryPolicy(
+            rules=[
+                RetryRule(
+                    exception=[DataError, SetupError, StalePlanError, ConfigError],
+                    action=RetryAction.FAIL,
+                    reason="bad MIS data, setup or a stale plan: retrying cannot fix it",
+                )
+            ]
+        ),
+    }
+
+
+def doc_md(config: Establishment, source: Path) -> str:
+    return f"""
+# MIS Sync — {config.name}
+
+| | |
+|---|---|
+| Establishment id | `{config.id}` |
+| DfE LAESTAB | `{config.laestab}` |
+| MIS | `{config.mis.type}`{f" via `{config.mis.via}`" if config.mis.via else ""} (connection `{config.mis.connection_id}`) |
+| Mode | `{config.mode}` |
+| Schedule | `{config.schedule}` ({TIMEZONE}) |
+| Directory | connection `{config.directory.connection_id}` |
+| Config file | `{source.name}` |
+
+**Tasks**
+1. **extract** reads the MIS into the canonical model and stores it in this run's folder.
+2. **validate** stops the run on an empty, short or malformed extract; quarantines rows that point
+   at unknown records.
+3. **plan** compares the MIS with the directory and stores every change with its reason.
+4. **apply** writes the plan in one transaction (skipped on `dry_run`; never applies an MIS
+   snapshot older than the last one applied).
+5. **report** logs counts per role and the times of the last sync and the last MIS change.
+
+**Manual runs** (Trigger DAG w/ config): `dry_run` computes and stores the plan without applying it;
+`full_sync` asks the MIS for a full extract instead of changes; `approve_suspensions` lets a run apply
+suspensions that the safety limit held back. Logs and XCom carry counts and MIS ids only.
+"""
+
+
+def _storage_root(config: Establishment, run_id: str) -> Any:
+    """The run folder as an ``ObjectStoragePath``: local by default, ``s3://``/``abfs://``/``gs://`` too."""
+    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk.configuration import conf
+
+    from mis_sync.storage import safe_segment
+
+    home = os.environ.get("AIRFLOW_HOME", str(Path.home() / "airflow"))
+    base = conf.get("misync", "run_storage", fallback=None) or f"file://{home}/{RUN_STORAGE_DEFAULT}"
+    conn_id = conf.get("misync", "run_storage_conn_id", fallback=None) or None
+    root = ObjectStoragePath(base, conn_id=conn_id)
+    return root / config.id / safe_segment(run_id)
+
+
+def run_context(config: Establishment, run_id: str) -> RunContext:
+    from mis_sync.connections import from_airflow, sqlalchemy_url
+    from mis_sync.pipeline import RunContext
+
+    return RunContext(
+        establishment=config,
+        run_id=run_id,
+        folder=_storage_root(config, run_id),
+        source=from_airflow(config.mis.connection_id),
+        directory_url=sqlalchemy_url(from_airflow(config.directory.connection_id)),
+    )
+
+
+def build_dag(config: Establishment, source: Path) -> DAG:
+    from airflow.sdk import DAG, Param, get_current_context, task
+    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    def current() -> tuple[RunContext, dict[str, Any]]:
+        context = get_current_context()
+        return run_context(config, context["run_id"]), context["params"]
+
+    with DAG(
+        dag_id=config.dag_id,
+        description=f"MIS → directory sync for {config.name}",
+        schedule=CronTriggerTimetable(config.schedule, timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        dagrun_timeout=timedelta(hours=6),
+        default_args=default_args(config),
+        tags=["mis-sync", f"mis:{config.mis.type}", f"mode:{config.mode}", *config.tags],
+        doc_md=doc_md(config, source),
+        params={
+            "dry_run": Param(False, type="boolean", description="Plan only; apply nothing."),
+            "full_sync": Param(False, type="boolean", description="Full extract, not changes."),
+            "approve_suspensions": Param(
+                False, type="boolean", description="Apply suspensions held by the safety limit."
+            ),
+        },
+    ) as dag:
+
+        @task
+        def extract() -> dict[str, Any]:
+            from mis_sync.pipeline import extract_stage
+
+            ctx, params = current()
+            return extract_stage(ctx, full=bool(params["full_sync"]))
+
+        @task
+        def validate() -> dict[str, Any]:
+            from mis_sync.pipeline import validate_stage
+
+            ctx, _ = current()
+            return validate_stage(ctx)
+
+        @task
+        def plan() -> dict[str, Any]:
+            from mis_sync.pipeline import plan_stage
+
+            ctx, params = current()
+            return plan_stage(ctx, approve_suspensions=bool(params["approve_suspensions"]))
+
+        @task
+        def apply() -> dict[str, Any]:
+            from mis_sync.pipeline import apply_stage
+
+            ctx, params = current()
+            if params["dry_run"]:
+                raise AirflowSkipException("dry run: the plan is stored in the run folder, nothing applied")
+            outcome = apply_stage(ctx)
+            if outcome["skipped_reason"]:
+                raise AirflowSkipException(outcome["skipped_reason"])
+            return outcome
+
+        @task(trigger_rule="none_failed")
+        def report() -> dict[str, Any]:
+            from mis_sync.pipeline import report_stage
+
+            ctx, params = current()
+            result = report_stage(ctx, dry_run=bool(params["dry_run"]))
+            return {k: result[k] for k in ("outcome", "users_by_role", "groups", "memberships", "writes")}
+
+        extract() >> validate() >> plan() >> apply() >> report()
+    return dag
+
+
+def broken_config_dag(errors: list[LoadedConfig]) -> DAG:
+    """A DAG that refuses to be bagged, so Airflow shows the config errors as an import error.
+
+    DagBag records a DAG's validation failure as an import error of the loader file and still loads
+    every other DAG from it: exactly "a broken file fails only its own DAG".
+    """
+    from airflow.sdk import DAG
+
+    message = "\n".join(str(item.error) for item in errors)
+
+    class BrokenEstablishmentConfig(DAG):
+        def validate(self) -> None:
+            raise ConfigError(f"{len(errors)} establishment file(s) could not be loaded:\n{message}")
+
+    return BrokenEstablishmentConfig(dag_id=f"{DAG_ID_PREFIX}config_errors", schedule=None)
+
+
+def _wanted_file(directory: Path, dag_id: str) -> Path | None:
+    """The YAML a task process needs (ids are slugs, so the DAG id maps back to one file name)."""
+    if not dag_id.startswith(DAG_ID_PREFIX):
+        return None
+    stem = dag_id.removeprefix(DAG_ID_PREFIX).replace("_", "-")
+    for suffix in (".yaml", ".yml"):
+        if (candidate := directory / f"{stem}{suffix}").is_file():
+            return candidate
+    return None
+
+
+def register_all(namespace: dict[str, Any], directory: Path | None = None) -> list[str]:
+    """Build every establishment's DAG into ``namespace`` (a DAG file's ``globals()``)."""
+    from airflow.sdk import get_parsing_context
+
+    directory = directory or establishments_dir()
+    wanted = get_parsing_context().dag_id
+    if wanted and (path := _wanted_file(directory, wanted)) is not None:
+        try:
+            loaded = [LoadedConfig(path, load_establishment(path), None)]
+        except ConfigError as exc:
+            loaded = [LoadedConfig(path, None, exc)]
+    else:
+        loaded = discover(directory)
+    built = []
+    for item in loaded:
+        if item.establishment is None:
+            continue
+        namespace[item.establishment.dag_id] = build_dag(item.establishment, item.path)
+        built.append(item.establishment.dag_id)
+    broken = [item for item in loaded if item.error is not None]
+    if broken:
+        namespace[f"{DAG_ID_PREFIX}config_errors"] = broken_config_dag(broken)
+    return built

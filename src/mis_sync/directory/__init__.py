@@ -1,0 +1,1 @@
+"""The user directory MIS Sync maintains: users, groups, memberships, an append-only audit log."""

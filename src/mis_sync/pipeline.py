@@ -1,0 +1,244 @@
+"""The five stages — extract, validate, plan, apply, report — as plain functions.
+
+The DAG's tasks and the ``misync`` CLI both call these, so what runs in Airflow is what the CLI and the
+tests exercise. Each stage reads its input from the run folder and writes its output there; each
+returns a small dict of counts, paths and hashes (what Airflow puts in XCom). Personal data stays in
+the run folder and the directory database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, insert, select, update
+
+from mis_sync import storage
+from mis_sync.config import Establishment
+from mis_sync.connections import ConnectionInfo
+from mis_sync.connectors import connector_for
+from mis_sync.directory.apply import apply_plan, data_hash
+from mis_sync.directory.db import make_engine, migrate
+from mis_sync.directory.schema import SyncRun
+from mis_sync.directory.state import load_state, sync_status
+from mis_sync.plan import Plan, desired_users, make_plan
+from mis_sync.validate import validate
+
+log = logging.getLogger(__name__)
+
+PLAN_TABLES = ("users", "groups", "memberships")
+
+
+@dataclass
+class RunContext:
+    """Everything a stage needs, resolved at run time (never at DAG parse time)."""
+
+    establishment: Establishment
+    run_id: str
+    folder: storage.StoragePath
+    source: ConnectionInfo
+    directory_url: str
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.directory_url)
+        migrate(engine)
+        return engine
+
+    def stage_folder(self, name: str) -> storage.StoragePath:
+        folder = self.folder / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
+    mis = ctx.establishment.mis
+    connector = connector_for(mis.type, ctx.source, mis.options)
+    extract = connector.extract(full=full)
+    manifest = storage.write_extract(ctx.stage_folder("extract"), extract)
+    log.info("extracted %s", extract.counts())
+    return {"folder": str(ctx.folder), "snapshot_at": manifest["snapshot_at"], "tables": manifest["tables"]}
+
+
+def validate_stage(ctx: RunContext) -> dict[str, Any]:
+    extract = storage.read_extract(ctx.folder / "extract")
+    status = sync_status(ctx.engine, ctx.establishment.id) or {}
+    result = validate(extract, status.get("last_counts", {}), ctx.establishment.safety)
+    out = ctx.stage_folder("validated")
+    storage.write_extract(out, result.extract)
+    storage.write_table(out, "findings", result.findings)
+    summary = result.summary()
+    summary["data_hash"] = data_hash(result.extract.tables)
+    storage.write_json(out, "validation.json", summary)
+    log.info("validation: counts %s, quarantined %s", summary["counts"], summary["quarantined"])
+    return summary
+
+
+def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False) -> dict[str, Any]:
+    extract = storage.read_extract(ctx.folder / "validated")
+    state = load_state(ctx.engine, ctx.establishment.id)
+    plan = make_plan(extract, state, ctx.establishment, approve_suspensions=approve_suspensions)
+    out = ctx.stage_folder("plan")
+    tables = [storage.write_table(out, name, getattr(plan, name)) for name in PLAN_TABLES]
+    desired = desired_users(extract, ctx.establishment)["role"].value_counts()
+    summary = plan.summary() | {
+        "base_revision": plan.base_revision,
+        "snapshot_at": plan.snapshot_at.isoformat(),
+        "desired_by_role": {str(k): int(v) for k, v in desired.items()},
+        "tables": tables,
+    }
+    storage.write_json(out, "plan.json", summary)
+    log.info("plan: users %s, groups %s, memberships %s, held %s",
+             summary["users"], summary["groups"], summary["memberships"], summary["users_held"])  # fmt: skip
+    if plan.skipped_reason:
+        log.warning("plan skipped: %s", plan.skipped_reason)
+    if plan.held_reason:
+        log.warning("%s", plan.held_reason)
+    return summary
+
+
+def read_plan(folder: storage.StoragePath) -> Plan:
+    meta = storage.read_json(folder, "plan.json")
+    frames = {name: storage.read_table(folder, name) for name in PLAN_TABLES}
+    frames["users"]["user_id"] = frames["users"]["user_id"].astype("Int64")
+    frames["groups"]["group_id"] = frames["groups"]["group_id"].astype("Int64")
+    frames["users"]["held"] = frames["users"]["held"].astype(bool)
+    return Plan(
+        **frames,
+        base_revision=int(meta["base_revision"]),
+        snapshot_at=pd.Timestamp(meta["snapshot_at"]),
+        skipped_reason=meta.get("skipped_reason"),
+        held_reason=meta.get("held_reason"),
+    )
+
+
+def apply_stage(ctx: RunContext) -> dict[str, Any]:
+    plan = read_plan(ctx.folder / "plan")
+    validation = storage.read_json(ctx.folder / "validated", "validation.json")
+    result = apply_plan(
+        ctx.engine,
+        ctx.establishment.id,
+        plan,
+        run_id=ctx.run_id,
+        extract_hash=validation["data_hash"],
+        extract_counts=validation["counts"],
+    )
+    outcome = result.as_dict()
+    storage.write_json(ctx.folder, "apply.json", outcome)
+    log.info("apply: applied=%s writes=%s revision=%s", result.applied, result.writes, result.revision)
+    if result.skipped_reason:
+        log.warning("apply skipped: %s", result.skipped_reason)
+    return outcome
+
+
+def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
+    """Counts per role (created / updated / restored / suspended / unchanged) and the sync times."""
+    plan = storage.read_json(ctx.folder / "plan", "plan.json")
+    validation = storage.read_json(ctx.folder / "validated", "validation.json")
+    applied = None if dry_run else storage.read_json(ctx.folder, "apply.json")
+    status = sync_status(ctx.engine, ctx.establishment.id) or {}
+    roles = sorted(set(plan["desired_by_role"]) | set(plan["users_by_role"]))
+    by_role = {}
+    for role in roles:
+        actions = plan["users_by_role"].get(role, {})
+        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore"))
+        by_role[role] = {
+            "created": actions.get("create", 0),
+            "updated": actions.get("update", 0),
+            "restored": actions.get("restore", 0),
+            "suspended": actions.get("suspend", 0),
+            "unchanged": plan["desired_by_role"].get(role, 0) - changed,
+        }
+    if dry_run:
+        outcome = "dry_run"
+    elif applied and applied["applied"]:
+        outcome = "applied"
+    else:
+        outcome = "skipped"
+    report = {
+        "establishment": ctx.establishment.id,
+        "run_id": ctx.run_id,
+        "outcome": outcome,
+        "skipped_reason": (applied or {}).get("skipped_reason") or plan.get("skipped_reason"),
+        "held_reason": plan.get("held_reason"),
+        "users_held": plan["users_held"],
+        "users_by_role": by_role,
+        "groups": plan["groups"],
+        "memberships": plan["memberships"],
+        "writes": (applied or {}).get("writes", 0),
+        "quarantined": validation["quarantined"],
+        "extract_counts": validation["counts"],
+        "snapshot_at": plan["snapshot_at"],
+        "last_successful_sync": status.get("last_success_at"),
+        "last_sync_from_mis": status.get("data_changed_at"),
+    }
+    storage.write_json(ctx.folder, "report.json", report)
+    _record_run(ctx.engine, report)
+    for line in render_report(report).splitlines():
+        log.info("%s", line)
+    return report
+
+
+def _record_run(engine: Engine, report: dict[str, Any]) -> None:
+    values = {
+        "outcome": report["outcome"],
+        "snapshot_at": pd.Timestamp(report["snapshot_at"]).to_pydatetime(),
+        "finished_at": datetime.now(UTC),
+        "summary": json.dumps(report, sort_keys=True),
+    }
+    key = (SyncRun.establishment_id == report["establishment"]) & (SyncRun.run_id == report["run_id"])
+    with engine.begin() as connection:
+        if connection.execute(select(SyncRun.run_id).where(key)).first():
+            connection.execute(update(SyncRun).where(key).values(**values))
+        else:
+            connection.execute(
+                insert(SyncRun).values(establishment_id=report["establishment"], run_id=report["run_id"],
+                                       **values)  # fmt: skip
+            )
+
+
+def latest_report(engine: Engine, establishment_id: str) -> dict[str, Any] | None:
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(SyncRun.summary)
+            .where(SyncRun.establishment_id == establishment_id)
+            .order_by(SyncRun.finished_at.desc())
+            .limit(1)
+        ).first()
+    return json.loads(row[0]) if row else None
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """A readable summary for the task log and the terminal: counts and times only."""
+    lines = [
+        f"MIS Sync report: {report['establishment']} ({report['outcome']})",
+        f"  run:                   {report['run_id']}",
+        f"  MIS snapshot:          {report['snapshot_at']}",
+        f"  last successful sync:  {report['last_successful_sync'] or 'never'}",
+        f"  last sync from MIS:    {report['last_sync_from_mis'] or 'never'}  (when MIS data last changed)",
+    ]
+    if report.get("skipped_reason"):
+        lines.append(f"  skipped: {report['skipped_reason']}")
+    if report.get("held_reason"):
+        lines.append(f"  HELD: {report['held_reason']}")
+    header = f"  {'role':<20}{'created':>9}{'updated':>9}{'restored':>10}{'suspended':>11}{'unchanged':>11}"
+    lines += ["", header]
+    for role, c in report["users_by_role"].items():
+        lines.append(
+            f"  {role:<20}{c['created']:>9}{c['updated']:>9}{c['restored']:>10}{c['suspended']:>11}"
+            f"{c['unchanged']:>11}"
+        )
+    fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "no changes"  # noqa: E731
+    lines += [
+        "",
+        f"  groups:       {fmt(report['groups'])}",
+        f"  memberships:  {fmt(report['memberships'])}",
+        f"  quarantined:  {fmt(report['quarantined'])}",
+        f"  directory writes: {report['writes']}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""Run-scoped storage: Parquet tables in a folder per establishment and run.
+
+Tasks hand each other data through these files so they can run on different workers; XCom carries only
+the folder, row counts and content hashes. The folder is any path object with ``/``, ``open``,
+``mkdir`` and ``exists``: a ``pathlib.Path`` in the CLI and tests, Airflow's ``ObjectStoragePath``
+(local, ``s3://``, ``abfs://``, ``gs://``) in the DAG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from typing import Any, Protocol
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mis_sync.model import ENTITIES, Entity, Extract
+
+
+class StoragePath(Protocol):
+    def __truediv__(self, other: str) -> StoragePath: ...
+    def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any: ...
+    def mkdir(self, *args: Any, **kwargs: Any) -> None: ...
+    def exists(self) -> bool: ...
+
+
+def safe_segment(value: str) -> str:
+    """A run id like ``manual__2026-11-28T01:30:00+00:00`` as a portable folder name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("_")
+
+
+def write_table(
+    folder: StoragePath, name: str, frame: pd.DataFrame, entity: Entity | None = None
+) -> dict[str, Any]:
+    """Write one table as Parquet; return its reference (name, rows, sha256) for XCom.
+
+    With ``entity`` the file gets the canonical Arrow schema, so every run's files look alike.
+    """
+    table = (
+        pa.Table.from_pandas(frame, schema=entity.arrow_schema(), preserve_index=False)
+        if entity is not None
+        else pa.Table.from_pandas(frame, preserve_index=False)
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    payload = buffer.getvalue()
+    with (folder / f"{name}.parquet").open("wb") as handle:
+        handle.write(payload)
+    return {"name": name, "rows": len(frame), "sha256": hashlib.sha256(payload).hexdigest()}
+
+
+def read_table(folder: StoragePath, name: str, entity: Entity | None = None) -> pd.DataFrame:
+    with (folder / f"{name}.parquet").open("rb") as handle:
+        frame = pq.read_table(handle).to_pandas()
+    if entity is not None:
+        return entity.coerce(frame)
+    return frame.astype({c: "string" for c in frame.columns if frame[c].dtype == object})
+
+
+def write_json(folder: StoragePath, name: str, payload: dict[str, Any]) -> None:
+    with (folder / name).open("w") as handle:
+        handle.write(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+def read_json(folder: StoragePath, name: str) -> dict[str, Any]:
+    with (folder / name).open("r") as handle:
+        return json.loads(handle.read())
+
+
+def write_extract(folder: StoragePath, extract: Extract) -> dict[str, Any]:
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = [write_table(folder, name, frame, ENTITIES[name]) for name, frame in extract.tables.items()]
+    manifest = {"snapshot_at": extract.snapshot_at.isoformat(), "source": extract.source, "tables": tables}
+    write_json(folder, "extract.json", manifest)
+    return manifest
+
+
+def read_extract(folder: StoragePath) -> Extract:
+    manifest = read_json(folder, "extract.json")
+    tables = {name: read_table(folder, name, entity) for name, entity in ENTITIES.items()}
+    return Extract(tables=tables, snapshot_at=pd.Timestamp(manifest["snapshot_at"]), source=manifest["source"])
