@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 DEFAULT_SCHEDULE = "30 1 * * *"
@@ -133,11 +133,12 @@ class Establishment(_Strict):
             raise ValueError(f"not a valid cron expression: {value!r}")
         return value
 
-    @model_validator(mode="after")
-    def _link_mode_not_yet(self) -> Establishment:
-        if self.mode == "link":
+    @field_validator("mode")
+    @classmethod
+    def _link_mode_not_yet(cls, value: str) -> str:
+        if value == "link":
             raise ValueError("mode 'link' is not available in this release; use 'create'")
-        return self
+        return value
 
     @property
     def dag_id(self) -> str:

@@ -155,6 +155,7 @@ def _coerce_series(series: pd.Series, column_type: ColumnType) -> tuple[pd.Serie
     numbers = pd.to_numeric(text, errors="coerce")
     bad = numbers.isna() & text.notna()
     whole = numbers.where(numbers.isna() | (numbers == numbers.round()))
+    whole = whole.where(whole.between(-(2**31), 2**31 - 1))  # outside Int32 would wrap silently
     bad |= whole.isna() & numbers.notna()
     return whole.astype("Int32"), bad
 

@@ -70,7 +70,7 @@ def base_username(first_name: str, last_name: str, policy: UsernamePolicy) -> st
         candidate = policy.pattern.format(**fields)[: policy.max_length]
     candidate = re.sub(rf"[{re.escape(_SEPARATORS)}]{{2,}}", lambda m: m.group(0)[0], candidate)
     candidate = candidate.strip(_SEPARATORS)
-    return candidate or "user"
+    return candidate or "user"[: policy.max_length]
 
 
 def _with_suffix(base: str, number: int, max_length: int) -> str:

@@ -1,0 +1,261 @@
+"""Establishment configuration: the shipped file, defaults, and errors that name file, field and problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mis_sync.config import (
+    DEFAULT_SCHEDULE,
+    ConfigError,
+    Establishment,
+    UsernamePolicy,
+    discover,
+    load_establishment,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "include" / "establishments" / "demo-academy.yaml"
+
+MINIMAL = """\
+id: {id}
+name: Test School
+laestab: "3804123"
+mis:
+  type: file_drop
+  connection_id: mis_test
+"""
+
+
+def write(folder: Path, body: str, stem: str = "test-school", suffix: str = ".yaml") -> Path:
+    path = folder / f"{stem}{suffix}"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def minimal(extra: str = "", stem: str = "test-school") -> str:
+    return MINIMAL.format(id=stem) + extra
+
+
+def load_error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_establishment(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    return message
+
+
+def test_shipped_demo_academy_loads() -> None:
+    config = load_establishment(DEMO)
+    assert config.id == "demo-academy"
+    assert config.name == "Demo Academy"
+    assert config.laestab == "8814001"
+    assert config.country == "england"
+    assert config.mis.type == "file_drop"
+    assert config.mis.connection_id == "mis_demo_academy"
+    assert config.directory.connection_id == "misync_directory"
+    assert config.tags == ("demo",)
+    assert config.dag_id == "mis_sync__demo_academy"
+    assert config.targets.microsoft365.enabled is False
+    assert config.targets.google_classroom.enabled is False
+
+
+def test_defaults_for_a_minimal_file(tmp_path: Path) -> None:
+    config = load_establishment(write(tmp_path, minimal()))
+    assert DEFAULT_SCHEDULE == "30 1 * * *"
+    assert config.schedule == "30 1 * * *"
+    assert config.mode == "create"
+    assert config.country == "england"
+    assert config.owner == "school-it"
+    assert config.tags == ()
+    assert config.mis.via is None
+    assert config.mis.options == {}
+    assert config.directory.connection_id == "misync_directory"
+    for policy in (config.usernames.pupil, config.usernames.staff):
+        assert policy == UsernamePolicy()
+        assert policy.pattern == "{first_initial}{last_name}"
+        assert policy.max_length == 20
+        assert policy.name_source == "preferred"
+        assert policy.first_suffix == 1
+    assert config.accounts.create_pre_admission is True
+    assert config.accounts.include_non_teaching_staff is True
+    assert config.safety.min_extract_fraction == 0.8
+    assert config.safety.max_suspend_fraction == 0.1
+    assert config.safety.max_suspend_count == 50
+    assert config.targets.microsoft365.enabled is False
+
+
+def test_config_is_frozen(tmp_path: Path) -> None:
+    config = load_establishment(write(tmp_path, minimal()))
+    with pytest.raises(ValidationError, match="frozen"):
+        config.schedule = "0 2 * * *"  # type: ignore[misc]
+
+
+def test_yml_extension_loads(tmp_path: Path) -> None:
+    config = load_establishment(write(tmp_path, minimal(), suffix=".yml"))
+    assert config.id == "test-school"
+
+
+@pytest.mark.parametrize("laestab", ['"380412"', '"38041234"', '"380412A"', '"380 4123"'])
+def test_bad_laestab(tmp_path: Path, laestab: str) -> None:
+    path = write(tmp_path, minimal().replace('"3804123"', laestab))
+    message = load_error(path)
+    assert "laestab: " in message
+    assert r"\d{7}" in message
+
+
+def test_unknown_mis_type_lists_supported_types(tmp_path: Path) -> None:
+    path = write(tmp_path, minimal().replace("type: file_drop", "type: sims"))
+    message = load_error(path)
+    assert "mis.type: " in message
+    assert "unknown MIS type 'sims'" in message
+    assert "supported: file_drop" in message
+
+
+def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, minimal("colour: red\n")))
+    assert "colour: Extra inputs are not permitted" in message
+
+
+def test_unknown_nested_key_names_the_path(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, minimal("usernames:\n  pupil:\n    max_len: 12\n")))
+    assert "usernames.pupil.max_len: Extra inputs are not permitted" in message
+
+
+@pytest.mark.parametrize("schedule", ["61 * * * *", "every night", "30 1 * *"])
+def test_invalid_cron(tmp_path: Path, schedule: str) -> None:
+    message = load_error(write(tmp_path, minimal(f'schedule: "{schedule}"\n')))
+    assert "schedule: " in message
+    assert f"not a valid cron expression: {schedule!r}" in message
+
+
+def test_valid_custom_cron(tmp_path: Path) -> None:
+    config = load_establishment(write(tmp_path, minimal('schedule: "0 5 * * 1-5"\n')))
+    assert config.schedule == "0 5 * * 1-5"
+
+
+def test_id_must_equal_file_stem(tmp_path: Path) -> None:
+    path = write(tmp_path, minimal(stem="other-school"), stem="test-school")
+    message = load_error(path)
+    assert "id: must equal the file name ('test-school'), got 'other-school'" in message
+
+
+def test_id_must_be_a_slug(tmp_path: Path) -> None:
+    path = write(tmp_path, minimal(stem="Test_School"), stem="Test_School")
+    message = load_error(path)
+    assert "id: String should match pattern" in message
+
+
+def test_invalid_yaml_gives_line_and_column(tmp_path: Path) -> None:
+    body = minimal() + "tags: [demo\nowner: x\n"
+    message = load_error(write(tmp_path, body))
+    assert "not valid YAML (line 8, column 6)" in message
+
+
+def test_invalid_yaml_bad_indentation(tmp_path: Path) -> None:
+    body = "id: test-school\nname: X\n  laestab: 1\n"
+    message = load_error(write(tmp_path, body))
+    assert "not valid YAML (line 3, column 10)" in message
+
+
+@pytest.mark.parametrize("body", ["- a\n- b\n", "just a string\n", "", "42\n"])
+def test_top_level_must_be_a_mapping(tmp_path: Path, body: str) -> None:
+    message = load_error(write(tmp_path, body))
+    assert "expected a mapping of settings at the top level" in message
+
+
+def test_enabling_microsoft365_is_refused(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, minimal("targets:\n  microsoft365:\n    enabled: true\n")))
+    assert "targets.microsoft365.enabled: " in message
+    assert "not available in this release" in message
+
+
+def test_link_mode_is_refused(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, minimal("mode: link\n")))
+    assert "mode: " in message
+    assert "mode 'link' is not available in this release" in message
+    assert "(top level)" not in message
+
+
+def test_unknown_mode_is_refused(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, minimal("mode: mirror\n")))
+    assert "mode: Input should be 'create' or 'link'" in message
+
+
+def test_username_pattern_with_unknown_field(tmp_path: Path) -> None:
+    body = minimal('usernames:\n  pupil:\n    pattern: "{first_initial}{surname}"\n')
+    message = load_error(write(tmp_path, body))
+    assert "usernames.pupil.pattern: " in message
+    assert "unknown pattern fields: surname" in message
+
+
+def test_username_pattern_needs_a_name(tmp_path: Path) -> None:
+    body = minimal('usernames:\n  staff:\n    pattern: "{first_initial}"\n')
+    message = load_error(write(tmp_path, body))
+    assert "usernames.staff.pattern: " in message
+    assert "pattern must use {last_name} or {first_name}" in message
+
+
+def test_several_problems_are_all_reported(tmp_path: Path) -> None:
+    body = minimal("colour: red\n").replace('"3804123"', '"12"')
+    message = load_error(write(tmp_path, body))
+    assert "laestab: " in message
+    assert "colour: " in message
+
+
+def test_unreadable_path(tmp_path: Path) -> None:
+    path = tmp_path / "missing.yaml"
+    message = load_error(path)
+    assert "cannot be read" in message
+
+
+def test_discover_one_good_one_broken(tmp_path: Path) -> None:
+    write(tmp_path, minimal(stem="good-school"), stem="good-school")
+    broken = write(tmp_path, minimal("mode: link\n", stem="broken-school"), stem="broken-school")
+    (tmp_path / "notes.txt").write_text("not a config")
+
+    results = discover(tmp_path)
+
+    assert [r.path.name for r in results] == ["broken-school.yaml", "good-school.yaml"]
+    good = [r for r in results if r.establishment is not None]
+    bad = [r for r in results if r.error is not None]
+    assert len(good) == 1
+    assert len(bad) == 1
+    assert good[0].establishment.id == "good-school"
+    assert good[0].error is None
+    assert bad[0].path == broken
+    assert bad[0].establishment is None
+    assert str(bad[0].error).startswith(f"{broken}: ")
+
+
+def test_discover_reads_yml_too(tmp_path: Path) -> None:
+    write(tmp_path, minimal(stem="a-school"), stem="a-school", suffix=".yml")
+    write(tmp_path, minimal(stem="b-school"), stem="b-school")
+    results = discover(tmp_path)
+    assert [r.establishment.id for r in results if r.establishment] == ["a-school", "b-school"]
+
+
+def test_discover_empty_folder(tmp_path: Path) -> None:
+    assert discover(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("establishment_id", "dag_id"),
+    [
+        ("demo-academy", "mis_sync__demo_academy"),
+        ("st-mary-s-c-of-e-primary", "mis_sync__st_mary_s_c_of_e_primary"),
+        ("school1", "mis_sync__school1"),
+    ],
+)
+def test_dag_id_replaces_hyphens(establishment_id: str, dag_id: str) -> None:
+    config = Establishment.model_validate(
+        {
+            "id": establishment_id,
+            "name": "X",
+            "laestab": "3804123",
+            "mis": {"type": "file_drop", "connection_id": "c"},
+        }
+    )
+    assert config.dag_id == dag_id
