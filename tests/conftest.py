@@ -49,7 +49,9 @@ def _postgres_available() -> bool:
 def postgres_admin_url() -> str:
     if not _postgres_available():
         if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (CI must run the directory tests on it)")
+            pytest.fail(
+                f"PostgreSQL is not reachable at {PG_ADMIN_URL} (CI must run the directory tests on it)"
+            )
         pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
     return PG_ADMIN_URL
 

@@ -36,9 +36,13 @@ def sync(
 ) -> tuple[Plan, ApplyResult]:
     plan = make_plan(extract, load_state(engine, config.id), config, approve_suspensions=approve)
     result = apply_plan(
-        engine, config.id, plan, run_id=run_id, extract_hash=data_hash(extract.tables),
+        engine,
+        config.id,
+        plan,
+        run_id=run_id,
+        extract_hash=data_hash(extract.tables),
         extract_counts=on_roll_counts(extract),
-    )  # fmt: skip
+    )
     return plan, result
 
 
@@ -46,10 +50,20 @@ def dump(engine: Engine) -> dict[str, list[tuple]]:
     """The directory's content by natural keys (no surrogate ids or timestamps), sorted."""
     with engine.connect() as c:
         users = c.execute(
-            select(User.establishment_id, User.person_kind, User.mis_id, User.username, User.role,
-                   User.first_name, User.last_name, User.display_name, User.email, User.year_group,
-                   User.status)
-        ).all()  # fmt: skip
+            select(
+                User.establishment_id,
+                User.person_kind,
+                User.mis_id,
+                User.username,
+                User.role,
+                User.first_name,
+                User.last_name,
+                User.display_name,
+                User.email,
+                User.year_group,
+                User.status,
+            )
+        ).all()
         groups = c.execute(
             select(Group.mis_id, Group.academic_year, Group.kind, Group.name, Group.subject, Group.status)
         ).all()
@@ -59,12 +73,24 @@ def dump(engine: Engine) -> dict[str, list[tuple]]:
             .join(User, User.id == Membership.user_id)
         ).all()
         audit = c.execute(
-            select(AuditEntry.entity, AuditEntry.entity_key, AuditEntry.action, AuditEntry.field,
-                   AuditEntry.old_value, AuditEntry.new_value, AuditEntry.reason)
-        ).all()  # fmt: skip
+            select(
+                AuditEntry.entity,
+                AuditEntry.entity_key,
+                AuditEntry.action,
+                AuditEntry.field,
+                AuditEntry.old_value,
+                AuditEntry.new_value,
+                AuditEntry.reason,
+            )
+        ).all()
     return {
         name: sorted(tuple("" if v is None else v for v in row) for row in rows)
-        for name, rows in (("users", users), ("groups", groups), ("memberships", memberships), ("audit", audit))
+        for name, rows in (
+            ("users", users),
+            ("groups", groups),
+            ("memberships", memberships),
+            ("audit", audit),
+        )
     }
 
 

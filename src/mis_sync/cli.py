@@ -56,9 +56,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files] if args.files else None
-    loaded = (
-        [discover_one(p) for p in paths] if paths is not None else discover(establishments_dir())
-    )
+    loaded = [discover_one(p) for p in paths] if paths is not None else discover(establishments_dir())
     failures = 0
     for item in loaded:
         if item.error:
@@ -103,8 +101,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline.validate_stage(ctx)
     plan = pipeline.plan_stage(ctx, approve_suspensions=args.approve_suspensions)
     if args.command == "plan":
-        print(json.dumps({k: plan[k] for k in ("users_by_role", "groups", "memberships", "users_held",
-                                                 "skipped_reason", "held_reason")}, indent=2))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    k: plan[k]
+                    for k in (
+                        "users_by_role",
+                        "groups",
+                        "memberships",
+                        "users_held",
+                        "skipped_reason",
+                        "held_reason",
+                    )
+                },
+                indent=2,
+            )
+        )
         print(f"plan stored in {ctx.folder / 'plan'}")
         return 0
     dry_run = bool(args.dry_run)
@@ -135,8 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write a synthetic school (or trust) in the file-drop format")
-    gen.add_argument("--profile", required=True,
-                     choices=["small-primary", "large-primary", "secondary", "large-secondary", "mat"])  # fmt: skip
+    gen.add_argument(
+        "--profile",
+        required=True,
+        choices=["small-primary", "large-primary", "secondary", "large-secondary", "mat"],
+    )
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--out", required=True)
     gen.add_argument("--as-of", help="reference date YYYY-MM-DD (default today)")
@@ -148,8 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("files", nargs="*")
     check.set_defaults(func=cmd_check_config)
 
-    for name, helptext in (("run", "extract, validate, plan, apply and report outside Airflow"),
-                           ("plan", "print the plan for a file-drop folder without applying it")):  # fmt: skip
+    for name, helptext in (
+        ("run", "extract, validate, plan, apply and report outside Airflow"),
+        ("plan", "print the plan for a file-drop folder without applying it"),
+    ):
         run = sub.add_parser(name, help=helptext)
         run.add_argument("establishment", help="establishment id or YAML path")
         run.add_argument("--input", required=True, help="file-drop folder")

@@ -30,10 +30,18 @@ class ConnectionInfo:
 
 
 def from_airflow(conn_id: str) -> ConnectionInfo:
-    """Look up a connection through Airflow (env vars, secrets backend, metadata DB)."""
-    from airflow.sdk import BaseHook
+    """Look up a connection through Airflow: env vars, secrets backend, metadata DB.
 
-    conn = BaseHook.get_connection(conn_id)
+    Inside a task the Task SDK answers; the ``misync`` CLI runs outside any task, where the SDK cannot
+    reach the metadata DB, so it falls back to Airflow core's lookup.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        conn = _core_connection(conn_id)
     extra = conn.extra_dejson if conn.extra else {}
     return ConnectionInfo(
         conn_id=conn_id,
@@ -45,6 +53,19 @@ def from_airflow(conn_id: str) -> ConnectionInfo:
         schema=conn.schema,
         extra=extra if isinstance(extra, dict) else json.loads(extra),
     )
+
+
+def _core_connection(conn_id: str) -> Any:
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    try:
+        return Connection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        raise SetupError(
+            f"Airflow connection {conn_id!r} is not defined; create it in the Airflow UI "
+            f"(Admin → Connections) or with `airflow connections add {conn_id} ...`"
+        ) from None
 
 
 def sqlalchemy_url(conn: ConnectionInfo) -> str:

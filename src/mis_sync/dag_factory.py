@@ -55,6 +55,7 @@ def default_args(config: Establishment) -> dict[str, Any]:
 
 
 def doc_md(config: Establishment, source: Path) -> str:
+    via = f" via `{config.mis.via}`" if config.mis.via else ""
     return f"""
 # MIS Sync — {config.name}
 
@@ -62,7 +63,7 @@ def doc_md(config: Establishment, source: Path) -> str:
 |---|---|
 | Establishment id | `{config.id}` |
 | DfE LAESTAB | `{config.laestab}` |
-| MIS | `{config.mis.type}`{f" via `{config.mis.via}`" if config.mis.via else ""} (connection `{config.mis.connection_id}`) |
+| MIS | `{config.mis.type}`{via} (connection `{config.mis.connection_id}`) |
 | Mode | `{config.mode}` |
 | Schedule | `{config.schedule}` ({TIMEZONE}) |
 | Directory | connection `{config.directory.connection_id}` |

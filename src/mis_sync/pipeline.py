@@ -93,8 +93,13 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False) -> dict[st
         "tables": tables,
     }
     storage.write_json(out, "plan.json", summary)
-    log.info("plan: users %s, groups %s, memberships %s, held %s",
-             summary["users"], summary["groups"], summary["memberships"], summary["users_held"])  # fmt: skip
+    log.info(
+        "plan: users %s, groups %s, memberships %s, held %s",
+        summary["users"],
+        summary["groups"],
+        summary["memberships"],
+        summary["users_held"],
+    )
     if plan.skipped_reason:
         log.warning("plan skipped: %s", plan.skipped_reason)
     if plan.held_reason:
@@ -197,8 +202,9 @@ def _record_run(engine: Engine, report: dict[str, Any]) -> None:
             connection.execute(update(SyncRun).where(key).values(**values))
         else:
             connection.execute(
-                insert(SyncRun).values(establishment_id=report["establishment"], run_id=report["run_id"],
-                                       **values)  # fmt: skip
+                insert(SyncRun).values(
+                    establishment_id=report["establishment"], run_id=report["run_id"], **values
+                )
             )
 
 

@@ -22,7 +22,14 @@ USER_KEY = ["person_kind", "mis_id"]
 GROUP_KEY = ["mis_id", "academic_year"]
 MEMBERSHIP_KEY = ["group_mis_id", "academic_year", "person_kind", "person_mis_id", "role"]
 USER_PLAN_COLUMNS = [
-    "action", *USER_KEY, "user_id", "username", *USER_FIELDS, "changed_fields", "previous", "reason"
+    "action",
+    *USER_KEY,
+    "user_id",
+    "username",
+    *USER_FIELDS,
+    "changed_fields",
+    "previous",
+    "reason",
 ]
 GROUP_PLAN_COLUMNS = ["action", *GROUP_KEY, "group_id", *GROUP_FIELDS, "changed_fields", "reason"]
 MEMBERSHIP_PLAN_COLUMNS = ["action", *MEMBERSHIP_KEY, "reason"]
@@ -140,9 +147,7 @@ def _changed_fields(merged: pd.DataFrame, fields: list[str]) -> pd.Series:
     return flag_frame.apply(lambda row: ",".join(row.index[row.to_numpy()]), axis=1).astype("string")
 
 
-def plan_users(
-    desired: pd.DataFrame, state: DirectoryState, config: Establishment
-) -> pd.DataFrame:
+def plan_users(desired: pd.DataFrame, state: DirectoryState, config: Establishment) -> pd.DataFrame:
     current = state.users
     merged = desired.merge(current, on=USER_KEY, how="outer", suffixes=("_new", "_old"), indicator=True)
     columns = USER_PLAN_COLUMNS
@@ -203,8 +208,8 @@ def _previous_values(rows: pd.DataFrame, changed: pd.Series, fields: list[str]) 
 def _take(rows: pd.DataFrame, side: str) -> pd.DataFrame:
     """Rows with the chosen side's field values under plain names."""
     out = rows[USER_KEY].copy()
-    out["user_id"] = rows["id"] if "id" in rows else pd.NA
-    out["username"] = rows["username"] if "username" in rows else pd.NA
+    out["user_id"] = rows.get("id", pd.NA)
+    out["username"] = rows.get("username", pd.NA)
     for name in USER_FIELDS:
         out[name] = rows[f"{name}_{side}"]
     out["changed_fields"] = ""
@@ -212,7 +217,9 @@ def _take(rows: pd.DataFrame, side: str) -> pd.DataFrame:
     return out
 
 
-def apply_brake(users: pd.DataFrame, state: DirectoryState, config: Establishment, approved: bool) -> str | None:
+def apply_brake(
+    users: pd.DataFrame, state: DirectoryState, config: Establishment, approved: bool
+) -> str | None:
     """Hold suspensions when a run would suspend too many of a role's active users.
 
     Both limits must be exceeded (count and share) so a small school losing three pupils is not
@@ -231,7 +238,8 @@ def apply_brake(users: pd.DataFrame, state: DirectoryState, config: Establishmen
         return None
     users.loc[users["action"] == "suspend", "held"] = True
     return (
-        "suspensions held for approval, over the safety limit: " + "; ".join(reasons)
+        "suspensions held for approval, over the safety limit: "
+        + "; ".join(reasons)
         + ". Check the MIS extract, then trigger a run with approve_suspensions=true."
     )
 
@@ -243,7 +251,7 @@ def plan_groups(extract: Extract, state: DirectoryState) -> pd.DataFrame:
     out_columns = GROUP_PLAN_COLUMNS
     merged["group_id"] = merged["id"].astype("Int64") if "id" in merged else pd.NA
     side = {name: merged[f"{name}_new"].fillna(merged[f"{name}_old"]) for name in GROUP_FIELDS}
-    result = merged[GROUP_KEY + ["group_id"]].assign(**side)
+    result = merged[[*GROUP_KEY, "group_id"]].assign(**side)
     result["changed_fields"] = _changed_fields(merged, GROUP_FIELDS) if len(merged) else ""
     action = pd.Series(pd.NA, index=merged.index, dtype="string")
     reason = pd.Series(pd.NA, index=merged.index, dtype="string")
@@ -288,6 +296,16 @@ def plan_memberships(desired: pd.DataFrame, state: DirectoryState) -> pd.DataFra
     return pd.concat([adds, removes], ignore_index=True)[MEMBERSHIP_PLAN_COLUMNS]
 
 
+def older_snapshot_reason(snapshot_at: pd.Timestamp, last_applied: pd.Timestamp | None) -> str | None:
+    """Why a snapshot must not be applied, or None: a backfill or late retry must not roll back."""
+    if last_applied is None or snapshot_at >= last_applied:
+        return None
+    return (
+        f"MIS snapshot {snapshot_at.isoformat()} is older than the one already applied "
+        f"({last_applied.isoformat()}); nothing applied so the directory is not rolled back"
+    )
+
+
 def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
 
@@ -306,13 +324,8 @@ def empty_plan(state: DirectoryState, snapshot_at: pd.Timestamp, reason: str) ->
 def make_plan(
     extract: Extract, state: DirectoryState, config: Establishment, *, approve_suspensions: bool = False
 ) -> Plan:
-    if state.last_snapshot_at is not None and extract.snapshot_at < state.last_snapshot_at:
-        return empty_plan(
-            state,
-            extract.snapshot_at,
-            f"MIS snapshot {extract.snapshot_at.isoformat()} is older than the one already applied "
-            f"({state.last_snapshot_at.isoformat()}); nothing applied so the directory is not rolled back",
-        )
+    if reason := older_snapshot_reason(extract.snapshot_at, state.last_snapshot_at):
+        return empty_plan(state, extract.snapshot_at, reason)
     wanted_users = desired_users(extract, config)
     users = plan_users(wanted_users, state, config)
     held_reason = apply_brake(users, state, config, approve_suspensions)

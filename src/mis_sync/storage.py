@@ -82,4 +82,6 @@ def write_extract(folder: StoragePath, extract: Extract) -> dict[str, Any]:
 def read_extract(folder: StoragePath) -> Extract:
     manifest = read_json(folder, "extract.json")
     tables = {name: read_table(folder, name, entity) for name, entity in ENTITIES.items()}
-    return Extract(tables=tables, snapshot_at=pd.Timestamp(manifest["snapshot_at"]), source=manifest["source"])
+    return Extract(
+        tables=tables, snapshot_at=pd.Timestamp(manifest["snapshot_at"]), source=manifest["source"]
+    )

@@ -18,11 +18,29 @@ from mis_sync.config import UsernamePolicy
 
 EXPLICIT_MAP = str.maketrans(
     {
-        "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D",
-        "þ": "th", "Þ": "Th", "ß": "ss", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ı": "i",
-        "’": "", "ʻ": "", "'": "", "‘": "", "`": "",
+        "ø": "o",
+        "Ø": "O",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ð": "d",
+        "Ð": "D",
+        "þ": "th",
+        "Þ": "Th",
+        "ß": "ss",
+        "æ": "ae",
+        "Æ": "Ae",
+        "œ": "oe",
+        "Œ": "Oe",
+        "ı": "i",
+        "’": "",
+        "ʻ": "",
+        "'": "",
+        "‘": "",
+        "`": "",
     }
-)  # fmt: skip
+)
 """Letters NFKD does not decompose, mapped the way UK schools expect (``Þór`` → ``thor``)."""
 
 _SEPARATORS = ".-_"
@@ -85,9 +103,7 @@ def _suffixes(policy: UsernamePolicy) -> Iterator[int]:
         number += 1
 
 
-def allocate(
-    names: Iterable[tuple[str, str]], policy: UsernamePolicy, taken: set[str]
-) -> list[str]:
+def allocate(names: Iterable[tuple[str, str]], policy: UsernamePolicy, taken: set[str]) -> list[str]:
     """Allocate one unique username per (first, last) pair, in order, adding each to ``taken``.
 
     The first ``asmith`` keeps the bare name; later ones get ``1, 2, 3…`` (or ``2, 3…``) suffixes,

@@ -50,7 +50,9 @@ class ValidationResult:
 
 
 def _ids(frame: pd.DataFrame, key: tuple[str, ...]) -> pd.Series:
-    return frame[list(key)].astype("string").fillna("").agg("/".join, axis=1) if len(key) > 1 else frame[key[0]]
+    return (
+        frame[list(key)].astype("string").fillna("").agg("/".join, axis=1) if len(key) > 1 else frame[key[0]]
+    )
 
 
 def _sample(values: pd.Series, limit: int = 5) -> str:
@@ -126,8 +128,9 @@ def quarantine_references(extract: Extract) -> tuple[Extract, pd.DataFrame]:
         (~person_ok & ~bad_group, "person_id", "unknown_person"),
     ):
         if mask.any():
-            findings.append(_findings("memberships", _ids(memberships[mask], ENTITIES["memberships"].key),
-                                      field, rule))  # fmt: skip
+            findings.append(
+                _findings("memberships", _ids(memberships[mask], ENTITIES["memberships"].key), field, rule)
+            )
     tables["memberships"] = memberships[~bad_group & person_ok].reset_index(drop=True)
 
     relationships = tables["relationships"]
@@ -145,8 +148,9 @@ def quarantine_references(extract: Extract) -> tuple[Extract, pd.DataFrame]:
     pupils = tables["pupils"]
     bad_reg = pupils["registration_group_id"].notna() & ~pupils["registration_group_id"].isin(group_ids)
     if bad_reg.any():
-        findings.append(_findings("pupils", pupils.loc[bad_reg, "mis_id"], "registration_group_id",
-                                  "unknown_group"))  # fmt: skip
+        findings.append(
+            _findings("pupils", pupils.loc[bad_reg, "mis_id"], "registration_group_id", "unknown_group")
+        )
         pupils = pupils.copy()
         pupils.loc[bad_reg, "registration_group_id"] = pd.NA
         tables["pupils"] = pupils

@@ -85,9 +85,13 @@ print(json.dumps({"dags": sorted(bag.dag_ids), "errors": bag.import_errors,
 def _probe(env_extra: dict[str, str]) -> dict:  # type: ignore[type-arg]
     env = {**os.environ, **env_extra}
     result = subprocess.run(
-        [sys.executable, "-c", PARSE_PROBE, str(REPO / "dags")], capture_output=True, text=True, env=env,
-        check=False, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-c", PARSE_PROBE, str(REPO / "dags")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -108,6 +112,9 @@ def test_task_process_builds_only_its_own_dag(tmp_path: Path) -> None:
     assert everything["dags"] == ["mis_sync__alpha_school", "mis_sync__beta_school"]
     assert everything["errors"]
     only_beta = _probe(
-        {"MISYNC_ESTABLISHMENTS_DIR": str(tmp_path), "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "mis_sync__beta_school"}
+        {
+            "MISYNC_ESTABLISHMENTS_DIR": str(tmp_path),
+            "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "mis_sync__beta_school",
+        }
     )
     assert only_beta == {"dags": ["mis_sync__beta_school"], "errors": {}, "heavy": []}

@@ -25,18 +25,26 @@ DAG_ID = "mis_sync__demo_academy"
 def demo(airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The demo school as `make demo` generates it, wired to this test's connections and folders."""
     drop = tmp_path / "drop"
-    extract = generate_school("secondary", 42, pd.Timestamp.now().date(), establishment_id="demo-academy",
-                              laestab="8814001")  # fmt: skip
+    extract = generate_school(
+        "secondary", 42, pd.Timestamp.now().date(), establishment_id="demo-academy", laestab="8814001"
+    )
     write_file_drop(extract, drop)
     directory = tmp_path / "directory.db"
-    monkeypatch.setenv("AIRFLOW_CONN_MIS_DEMO_ACADEMY", json.dumps({"conn_type": "fs", "extra": {"path": str(drop)}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MIS_DEMO_ACADEMY", json.dumps({"conn_type": "fs", "extra": {"path": str(drop)}})
+    )
     monkeypatch.setenv(
         "AIRFLOW_CONN_MISYNC_DIRECTORY",
         json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{directory}"}}),
     )
     monkeypatch.setenv("AIRFLOW__MISYNC__RUN_STORAGE", f"file://{tmp_path / 'runs'}")
     monkeypatch.delenv("MISYNC_ESTABLISHMENTS_DIR", raising=False)
-    return {"drop": drop, "extract": extract, "engine": make_engine(f"sqlite:///{directory}"), "runs": tmp_path / "runs"}
+    return {
+        "drop": drop,
+        "extract": extract,
+        "engine": make_engine(f"sqlite:///{directory}"),
+        "runs": tmp_path / "runs",
+    }
 
 
 def _run(conf: dict[str, Any] | None = None):  # type: ignore[no-untyped-def]
@@ -92,7 +100,9 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
         users = connection.execute(select(func.count()).select_from(User)).scalar_one()
     assert users > 1000
     audit_after_first = _audit_rows(demo["engine"])
-    report = json.loads((next(demo["runs"].glob(f"demo-academy/{_safe(first.run_id)}")) / "report.json").read_text())
+    report = json.loads(
+        (next(demo["runs"].glob(f"demo-academy/{_safe(first.run_id)}")) / "report.json").read_text()
+    )
     assert report["outcome"] == "applied" and report["users_by_role"]["pupil"]["created"] > 900
 
     second = _run()
@@ -106,7 +116,9 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     text = "\n".join([logs.out, logs.err, caplog.text, *_xcom_values(first), *_xcom_values(second)])
     text += "\n".join(p.read_text(errors="replace") for p in Path(demo["runs"]).parent.rglob("*.log"))
     assert "MIS Sync report" in text, "the scan must see the task logs"
-    leaked = sorted(v for v in _personal_data(demo["extract"]) if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text))
+    leaked = sorted(
+        v for v in _personal_data(demo["extract"]) if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text)
+    )
     assert leaked == [], f"{len(leaked)} personal values found in logs or XCom"
 
 
@@ -136,3 +148,26 @@ def test_empty_extract_stops_before_plan(demo: dict[str, Any]) -> None:
     assert states["extract"] == "success" and states["validate"] == "failed"
     assert states["plan"] == states["apply"] == "upstream_failed"
     assert _audit_rows(demo["engine"]) == 0
+
+
+def test_backfill_or_late_retry_never_applies_an_older_snapshot(demo: dict[str, Any]) -> None:
+    first = _run()
+    assert _states(first)["apply"] == "success"
+    audit_before = _audit_rows(demo["engine"])
+    manifest_path = demo["drop"] / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["snapshot_at"] = (pd.Timestamp(manifest["snapshot_at"]) - pd.Timedelta(days=3)).isoformat()
+    manifest_path.write_text(json.dumps(manifest))
+    pupils = demo["drop"] / "pupils.csv"
+    pupils.write_text("\n".join(pupils.read_text().splitlines()[:-50]) + "\n")  # older export: fewer pupils
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags[DAG_ID]
+    backfill = dag.test(logical_date=pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=3))
+    states = _states(backfill)
+    assert states["apply"] == "skipped" and states["report"] == "success"
+    assert _audit_rows(demo["engine"]) == audit_before, "the directory was not rolled back"
+    report = json.loads((demo["runs"] / "demo-academy" / _safe(backfill.run_id) / "report.json").read_text())
+    assert report["outcome"] == "skipped"
+    assert "older than the one already applied" in report["skipped_reason"]

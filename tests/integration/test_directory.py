@@ -26,14 +26,19 @@ def test_migrations_are_idempotent_and_create_every_table(engine) -> None:  # ty
     migrate(engine)
     tables = set(inspect(engine).get_table_names())
     assert {
-        "directory_users", "directory_groups", "directory_memberships", "directory_audit_log",
-        "directory_sync_state", "directory_sync_runs", "directory_alembic_version",
-    } <= tables  # fmt: skip
+        "directory_users",
+        "directory_groups",
+        "directory_memberships",
+        "directory_audit_log",
+        "directory_sync_state",
+        "directory_sync_runs",
+        "directory_alembic_version",
+    } <= tables
 
 
 def test_first_run_creates_and_second_run_changes_nothing(engine) -> None:  # type: ignore[no-untyped-def]
     config, extract = demo_config(), read_drop(TINY)
-    plan, result = sync(engine, config, extract, "run-1")
+    _plan, result = sync(engine, config, extract, "run-1")
     assert result.applied and result.revision == 1
     state = dump(engine)
     usernames = {row[2]: row[3] for row in state["users"]}
@@ -58,7 +63,7 @@ def test_changes_update_suspend_restore_and_never_rename(engine) -> None:  # typ
     pupils.loc[pupils["mis_id"] == "P2", "preferred_last_name"] = "Jones"  # name change
     pupils = pupils[pupils["mis_id"] != "P1"]  # gone from the MIS
     later = with_table(extract, "pupils", pupils)
-    plan, result = sync(engine, config, later, "run-2")
+    plan, _result = sync(engine, config, later, "run-2")
     actions = dict(zip(plan.users["mis_id"], plan.users["action"], strict=True))
     assert actions == {"P2": "update", "P1": "suspend"}
     users = {row[2]: row for row in dump(engine)["users"]}
@@ -109,8 +114,9 @@ def test_stale_plan_is_refused(engine) -> None:  # type: ignore[no-untyped-def]
     stale = make_plan(extract, load_state(engine, config.id), config)
     sync(engine, config, extract, "run-1")
     with pytest.raises(StalePlanError, match="re-run the DAG"):
-        apply_module.apply_plan(engine, config.id, stale, run_id="late-retry", extract_hash="x",
-                                extract_counts={})  # fmt: skip
+        apply_module.apply_plan(
+            engine, config.id, stale, run_id="late-retry", extract_hash="x", extract_counts={}
+        )
 
 
 @pytest.mark.parametrize("fail_after", [0, 2, 5])
@@ -145,8 +151,14 @@ def test_interrupted_apply_then_rerun_equals_uninterrupted(
     if reference_url == directory_url:  # PostgreSQL: rebuild the reference in the same database
         reference = make_engine(directory_url)
         with reference.begin() as connection:
-            for table in ("directory_memberships", "directory_audit_log", "directory_users",
-                          "directory_groups", "directory_sync_state", "directory_sync_runs"):  # fmt: skip
+            for table in (
+                "directory_memberships",
+                "directory_audit_log",
+                "directory_users",
+                "directory_groups",
+                "directory_sync_state",
+                "directory_sync_runs",
+            ):
                 connection.exec_driver_sql(f"DELETE FROM {table}")
     else:
         reference = make_engine(reference_url)
@@ -159,18 +171,25 @@ def test_interrupted_apply_then_rerun_equals_uninterrupted(
 def test_mass_suspension_is_held_until_approved(engine) -> None:  # type: ignore[no-untyped-def]
     config = demo_config()
     config = config.model_copy(
-        update={"safety": config.safety.model_copy(update={"max_suspend_count": 1, "max_suspend_fraction": 0.2})}
+        update={
+            "safety": config.safety.model_copy(update={"max_suspend_count": 1, "max_suspend_fraction": 0.2})
+        }
     )
     extract = read_drop(TINY)
     sync(engine, config, extract, "run-1")
     pupils = extract.tables["pupils"]
     shrunk = with_table(extract, "pupils", pupils[~pupils["mis_id"].isin(["P1", "P2"])])
-    plan, result = sync(engine, config, shrunk, "run-2")
+    plan, _result = sync(engine, config, shrunk, "run-2")
     assert plan.held_reason and "pupil: 2 of 5" in plan.held_reason
     assert int(plan.users["held"].sum()) == 2
     statuses = {row[2]: row[-1] for row in dump(engine)["users"]}
     assert statuses["P1"] == statuses["P2"] == "active", "held suspensions are not applied"
-    plan, _ = sync(engine, config, with_table(shrunk, "pupils", shrunk.tables["pupils"], hours_later=1),
-                   "run-3", approve=True)  # fmt: skip
+    plan, _ = sync(
+        engine,
+        config,
+        with_table(shrunk, "pupils", shrunk.tables["pupils"], hours_later=1),
+        "run-3",
+        approve=True,
+    )
     statuses = {row[2]: row[-1] for row in dump(engine)["users"]}
     assert statuses["P1"] == statuses["P2"] == "suspended"

@@ -99,12 +99,23 @@ def test_dates_already_datetime_pass_through() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("true", True), ("TRUE", True), ("True", True), ("yes", True), ("Yes", True), ("1", True),
-        ("y", True), ("t", True),
-        ("false", False), ("FALSE", False), ("no", False), ("No", False), ("0", False), ("n", False),
+        ("true", True),
+        ("TRUE", True),
+        ("True", True),
+        ("yes", True),
+        ("Yes", True),
+        ("1", True),
+        ("y", True),
+        ("t", True),
+        ("false", False),
+        ("FALSE", False),
+        ("no", False),
+        ("No", False),
+        ("0", False),
+        ("n", False),
         ("f", False),
     ],
-)  # fmt: skip
+)
 def test_parses_booleans(raw: str, expected: bool) -> None:
     out = RELATIONSHIPS.coerce(relationships(parental_responsibility=[raw]))
     assert str(out["parental_responsibility"].dtype) == "boolean"

@@ -119,9 +119,7 @@ def test_fallback_respects_max_length() -> None:
 
 def test_collisions_first_suffix_1() -> None:
     names = [("Alex", "Smith")] * 12
-    assert allocate(names, DEFAULT, set()) == [
-        "asmith", *(f"asmith{n}" for n in range(1, 12))
-    ]
+    assert allocate(names, DEFAULT, set()) == ["asmith", *(f"asmith{n}" for n in range(1, 12))]
 
 
 def test_collisions_first_suffix_2() -> None:
@@ -190,7 +188,7 @@ policies = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(people=st.lists(st.tuples(names, names), max_size=20))
 def test_property_default_policy(people: list[tuple[str, str]]) -> None:
     allocated = allocate(people, DEFAULT, set())
@@ -201,7 +199,7 @@ def test_property_default_policy(people: list[tuple[str, str]]) -> None:
     assert len(set(allocated)) == len(allocated)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     people=st.lists(st.tuples(names, names), max_size=20),
     policy=policies,
@@ -220,7 +218,7 @@ def test_property_any_policy_and_taken(
     assert taken == before | set(allocated)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(first=names, last=names, count=st.integers(min_value=2, max_value=15))
 def test_property_identical_names_all_unique(first: str, last: str, count: int) -> None:
     allocated = allocate([(first, last)] * count, DEFAULT, set())

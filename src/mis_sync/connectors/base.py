@@ -10,7 +10,6 @@ from mis_sync.connections import ConnectionInfo
 from mis_sync.errors import ExtractError
 from mis_sync.model import Extract
 
-
 __all__ = ["Connector", "ExtractError"]
 
 

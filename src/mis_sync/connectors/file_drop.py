@@ -25,11 +25,7 @@ class FileDropConnector(Connector):
     type = "file_drop"
 
     def folder(self) -> UPath:
-        location = (
-            self.options.get("path")
-            or self.connection.extra.get("path")
-            or self.connection.host
-        )
+        location = self.options.get("path") or self.connection.extra.get("path") or self.connection.host
         if not location:
             raise ExtractError(
                 f"connection {self.connection.conn_id!r}: no folder given "
@@ -72,9 +68,7 @@ class FileDropConnector(Connector):
             if stamp.tzinfo is None:
                 raise ExtractError(f"{manifest_path.name}: snapshot_at must include a UTC offset")
             return stamp.tz_convert("UTC")
-        times = [
-            pd.Timestamp(p.stat().st_mtime, unit="s", tz="UTC") for p in folder.iterdir() if p.is_file()
-        ]
+        times = [pd.Timestamp(p.stat().st_mtime, unit="s", tz="UTC") for p in folder.iterdir() if p.is_file()]
         return max(times).floor("s")
 
 
@@ -86,7 +80,9 @@ def _read_csv(path: UPath, file_name: str) -> pd.DataFrame:
                 handle, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=False
             )
     except UnicodeDecodeError as exc:
-        raise ExtractError(f"{file_name}: not UTF-8 (byte offset {exc.start}); save it as CSV UTF-8") from None
+        raise ExtractError(
+            f"{file_name}: not UTF-8 (byte offset {exc.start}); save it as CSV UTF-8"
+        ) from None
     except pd.errors.EmptyDataError:
         raise ExtractError(f"{file_name}: the file is empty (not even a header row)") from None
     except pd.errors.ParserError as exc:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, sele
 from mis_sync.directory.schema import AuditEntry, Group, Membership, SyncState, User
 from mis_sync.directory.state import _utc
 from mis_sync.errors import StalePlanError
-from mis_sync.plan import GROUP_FIELDS, USER_FIELDS, Plan
+from mis_sync.plan import GROUP_FIELDS, USER_FIELDS, Plan, older_snapshot_reason
 
 CHUNK = 2000
 """Rows per executemany: large enough for speed, small enough for PostgreSQL's parameter limit."""
@@ -85,10 +85,11 @@ def apply_plan(
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
         state = _lock_state(connection, establishment_id)
-        if state.last_snapshot_at is not None and plan.snapshot_at < _utc(state.last_snapshot_at):
-            return ApplyResult(False, 0, state.revision, "snapshot older than the last one applied")
         if plan.skipped_reason:
             return ApplyResult(False, 0, state.revision, plan.skipped_reason)
+        last_applied = _utc(state.last_snapshot_at) if state.last_snapshot_at is not None else None
+        if reason := older_snapshot_reason(plan.snapshot_at, last_applied):
+            return ApplyResult(False, 0, state.revision, reason)
         if state.revision != plan.base_revision:
             raise StalePlanError(
                 f"directory revision is {state.revision}, the plan was made at {plan.base_revision}; "
@@ -187,10 +188,17 @@ def _apply_groups(connection: Connection, est: str, plan: Plan, run_id: str, now
         writes += _execute(connection, statement, rows)
 
     audits = [
-        {"entity": "group", "entity_key": k, "action": a, "field": None, "old_value": None,
-         "new_value": None, "reason": r}
+        {
+            "entity": "group",
+            "entity_key": k,
+            "action": a,
+            "field": None,
+            "old_value": None,
+            "new_value": None,
+            "reason": r,
+        }
         for k, a, r in zip(key, groups["action"], groups["reason"], strict=True)
-    ]  # fmt: skip
+    ]
     _audit(connection, est, run_id, now, audits)
     return writes
 
@@ -229,19 +237,34 @@ def _apply_users(connection: Connection, est: str, plan: Plan, run_id: str, now:
         writes += _execute(connection, statement, rows)
 
     audits = [
-        {"entity": "user", "entity_key": k, "action": "create", "field": "username", "old_value": None,
-         "new_value": u, "reason": r}
+        {
+            "entity": "user",
+            "entity_key": k,
+            "action": "create",
+            "field": "username",
+            "old_value": None,
+            "new_value": u,
+            "reason": r,
+        }
         for k, u, r in zip(key[creates.index], creates["username"], creates["reason"], strict=True)
-    ]  # fmt: skip
-    audits += _field_audits(users[users["action"] == "update"], USER_FIELDS, "user",
-                            key[users["action"] == "update"])  # fmt: skip
+    ]
+    audits += _field_audits(
+        users[users["action"] == "update"], USER_FIELDS, "user", key[users["action"] == "update"]
+    )
     for action, old, new in (("restore", "suspended", "active"), ("suspend", "active", "suspended")):
         selected = users["action"] == action
         audits += [
-            {"entity": "user", "entity_key": k, "action": action, "field": "status", "old_value": old,
-             "new_value": new, "reason": r}
+            {
+                "entity": "user",
+                "entity_key": k,
+                "action": action,
+                "field": "status",
+                "old_value": old,
+                "new_value": new,
+                "reason": r,
+            }
             for k, r in zip(key[selected], users.loc[selected, "reason"], strict=True)
-        ]  # fmt: skip
+        ]
     _audit(connection, est, run_id, now, audits)
     return writes
 
@@ -295,18 +318,33 @@ def _apply_memberships(connection: Connection, est: str, plan: Plan, run_id: str
         ],
     )
     key = (
-        "group:" + resolved["group_mis_id"] + "/" + resolved["academic_year"]
-        + " user:" + resolved["person_kind"] + ":" + resolved["person_mis_id"]
-    )  # fmt: skip
+        "group:"
+        + resolved["group_mis_id"]
+        + "/"
+        + resolved["academic_year"]
+        + " user:"
+        + resolved["person_kind"]
+        + ":"
+        + resolved["person_mis_id"]
+    )
     _audit(
         connection,
         est,
         run_id,
         now,
         [
-            {"entity": "membership", "entity_key": k, "action": a, "field": "role", "old_value": None,
-             "new_value": r, "reason": why}
-            for k, a, r, why in zip(key, resolved["action"], resolved["role"], resolved["reason"], strict=True)
-        ],  # fmt: skip
+            {
+                "entity": "membership",
+                "entity_key": k,
+                "action": a,
+                "field": "role",
+                "old_value": None,
+                "new_value": r,
+                "reason": why,
+            }
+            for k, a, r, why in zip(
+                key, resolved["action"], resolved["role"], resolved["reason"], strict=True
+            )
+        ],
     )
     return writes

@@ -6,6 +6,7 @@ through an Airflow Connection. ``migrate`` is idempotent and safe to call at the
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
@@ -40,6 +41,12 @@ def alembic_config() -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the directory schema to the newest revision."""
     config = alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    alembic_log = logging.getLogger("alembic")
+    level = alembic_log.level
+    alembic_log.setLevel(logging.WARNING)  # "Context impl SQLiteImpl" on every task is noise
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        alembic_log.setLevel(level)

@@ -16,24 +16,72 @@ from mis_sync.generator.context import SchoolContext
 from mis_sync.generator.profiles import PrimarySet
 
 SUBJECTS: dict[str, str] = {
-    "En": "English", "Ma": "Mathematics", "Sc": "Science", "Bi": "Biology", "Ch": "Chemistry",
-    "Ph": "Physics", "Hi": "History", "Gg": "Geography", "Fr": "French", "Sp": "Spanish", "Ar": "Art",
-    "Mu": "Music", "PE": "Physical Education", "RE": "Religious Education", "Cp": "Computing",
-    "DT": "Design and Technology", "Dr": "Drama", "Bs": "Business", "Md": "Media Studies",
-    "Fd": "Food and Nutrition", "Ps": "Psychology", "So": "Sociology", "Ec": "Economics",
-    "FM": "Further Mathematics", "Pl": "Politics", "EL": "English Literature", "Pn": "Phonics",
+    "En": "English",
+    "Ma": "Mathematics",
+    "Sc": "Science",
+    "Bi": "Biology",
+    "Ch": "Chemistry",
+    "Ph": "Physics",
+    "Hi": "History",
+    "Gg": "Geography",
+    "Fr": "French",
+    "Sp": "Spanish",
+    "Ar": "Art",
+    "Mu": "Music",
+    "PE": "Physical Education",
+    "RE": "Religious Education",
+    "Cp": "Computing",
+    "DT": "Design and Technology",
+    "Dr": "Drama",
+    "Bs": "Business",
+    "Md": "Media Studies",
+    "Fd": "Food and Nutrition",
+    "Ps": "Psychology",
+    "So": "Sociology",
+    "Ec": "Economics",
+    "FM": "Further Mathematics",
+    "Pl": "Politics",
+    "EL": "English Literature",
+    "Pn": "Phonics",
 }
 SUBJECT_CODES = {name: code for code, name in SUBJECTS.items()}
 KS3_ALL = ("En", "Ma", "Sc", "Hi", "Gg", "Ar", "Mu", "PE", "RE", "Cp", "DT")
 KS4_CORE = ("En", "Ma", "PE", "RE")
 KS4_OPTIONS: dict[str, float] = {
-    "Hi": 1.0, "Gg": 1.0, "Fr": 0.6, "Sp": 0.6, "Ar": 0.7, "Mu": 0.3, "Cp": 0.6, "DT": 0.5, "Dr": 0.4,
-    "Bs": 0.6, "Md": 0.4, "Fd": 0.4,
+    "Hi": 1.0,
+    "Gg": 1.0,
+    "Fr": 0.6,
+    "Sp": 0.6,
+    "Ar": 0.7,
+    "Mu": 0.3,
+    "Cp": 0.6,
+    "DT": 0.5,
+    "Dr": 0.4,
+    "Bs": 0.6,
+    "Md": 0.4,
+    "Fd": 0.4,
 }
 KS5_SUBJECTS: dict[str, float] = {
-    "Ma": 1.0, "Bi": 0.8, "Ch": 0.7, "Ph": 0.5, "Ps": 0.8, "So": 0.5, "EL": 0.5, "Hi": 0.5, "Gg": 0.4,
-    "Ec": 0.5, "Bs": 0.5, "Ar": 0.3, "Cp": 0.3, "FM": 0.15, "Pl": 0.3, "Md": 0.3, "Fr": 0.1, "Sp": 0.1,
-    "Dr": 0.2, "PE": 0.2,
+    "Ma": 1.0,
+    "Bi": 0.8,
+    "Ch": 0.7,
+    "Ph": 0.5,
+    "Ps": 0.8,
+    "So": 0.5,
+    "EL": 0.5,
+    "Hi": 0.5,
+    "Gg": 0.4,
+    "Ec": 0.5,
+    "Bs": 0.5,
+    "Ar": 0.3,
+    "Cp": 0.3,
+    "FM": 0.15,
+    "Pl": 0.3,
+    "Md": 0.3,
+    "Fr": 0.1,
+    "Sp": 0.1,
+    "Dr": 0.2,
+    "PE": 0.2,
 }
 SETTED = frozenset({"En", "Ma", "Sc", "Fr", "Sp", "Bi", "Ch", "Ph"})
 """Subjects taught in ability sets; the rest are mixed-ability."""
@@ -77,8 +125,14 @@ def _n_sets(ctx: SchoolContext, takers: int, size: tuple[float, float]) -> int:
 
 
 def _add_subject(
-    plan: TeachingPlan, ctx: SchoolContext, year: str, code: str, pupils: np.ndarray, ability: np.ndarray,
-    naming: str, size: tuple[float, float] = (23.0, 28.0),
+    plan: TeachingPlan,
+    ctx: SchoolContext,
+    year: str,
+    code: str,
+    pupils: np.ndarray,
+    ability: np.ndarray,
+    naming: str,
+    size: tuple[float, float] = (23.0, 28.0),
 ) -> None:
     """One subject in one year: sets by ability (setted subjects) or random (mixed ability)."""
     n_sets = _n_sets(ctx, len(pupils), size)

@@ -27,8 +27,18 @@ from mis_sync.generator.pupils import ON_ROLL
 CONTACT_DOMAINS = np.array(["example.com", "example.org", "example.net"], dtype=object)
 # Ofcom's ranges reserved for drama: never a real subscriber's number.
 _PHONE_PREFIXES = np.array(
-    ["07700 900", "0113 496 0", "0114 496 0", "0115 496 0", "0117 496 0", "0121 496 0", "0161 496 0",
-     "020 7946 0", "0191 498 0", "029 2018 0"],
+    [
+        "07700 900",
+        "0113 496 0",
+        "0114 496 0",
+        "0115 496 0",
+        "0117 496 0",
+        "0121 496 0",
+        "0161 496 0",
+        "020 7946 0",
+        "0191 498 0",
+        "029 2018 0",
+    ],
     dtype=object,
 )
 _OTHER_ROLES = np.array(
@@ -36,8 +46,14 @@ _OTHER_ROLES = np.array(
     dtype=object,
 )
 _ROLE_GENDER = {
-    "Mother": "F", "Grandmother": "F", "Aunt": "F", "Step-mother": "F",
-    "Father": "M", "Grandfather": "M", "Uncle": "M", "Step-father": "M",
+    "Mother": "F",
+    "Grandmother": "F",
+    "Aunt": "F",
+    "Step-mother": "F",
+    "Father": "M",
+    "Grandfather": "M",
+    "Uncle": "M",
+    "Step-father": "M",
 }
 
 
@@ -186,8 +202,15 @@ def build_contacts(
             "staff_mis_id": staff_id,
         }
     )
-    links = pd.DataFrame({"family": family, "contact_id": contact_ids, "relationship": role,
-                          "parental_responsibility": responsibility, "priority": rank + 1})
+    links = pd.DataFrame(
+        {
+            "family": family,
+            "contact_id": contact_ids,
+            "relationship": role,
+            "parental_responsibility": responsibility,
+            "priority": rank + 1,
+        }
+    )
     pupils = pd.DataFrame({"family": families.pupil_family, "pupil_index": np.arange(len(roll))})
     relationships = pupils.merge(links, on="family").sort_values(["pupil_index", "priority"], kind="stable")
     return contacts, relationships.drop(columns="family").reset_index(drop=True)

@@ -19,9 +19,36 @@ from mis_sync.generator.curriculum import SUBJECT_CODES, TeachingPlan, primary_p
 from mis_sync.generator.pupils import ON_ROLL
 
 CLASS_NAMES = (
-    "Oak", "Ash", "Beech", "Birch", "Cedar", "Elm", "Hazel", "Holly", "Larch", "Maple", "Pine", "Rowan",
-    "Willow", "Yew", "Alder", "Cherry", "Hawthorn", "Juniper", "Laurel", "Linden", "Poplar", "Sycamore",
-    "Spruce", "Walnut", "Magnolia", "Olive", "Redwood", "Fir", "Acorn", "Sequoia",
+    "Oak",
+    "Ash",
+    "Beech",
+    "Birch",
+    "Cedar",
+    "Elm",
+    "Hazel",
+    "Holly",
+    "Larch",
+    "Maple",
+    "Pine",
+    "Rowan",
+    "Willow",
+    "Yew",
+    "Alder",
+    "Cherry",
+    "Hawthorn",
+    "Juniper",
+    "Laurel",
+    "Linden",
+    "Poplar",
+    "Sycamore",
+    "Spruce",
+    "Walnut",
+    "Magnolia",
+    "Olive",
+    "Redwood",
+    "Fir",
+    "Acorn",
+    "Sequoia",
 )
 """Primary class names (trees); each has a distinct 3-letter prefix for the class code."""
 _FORM_LETTERS = "ABCDEFGHJKLMN"
@@ -172,8 +199,12 @@ def build_groups(
         [np.array(teacher_group, dtype=np.int64), pupil_year_group, pupil_reg_group, offset + plan_group]
     )
     person = np.concatenate(
-        [staff_ids[np.array(teacher_staff, dtype=np.int64)], pupil_ids[on_roll], pupil_ids[on_roll],
-         pupil_ids[plan_pupil]]
+        [
+            staff_ids[np.array(teacher_staff, dtype=np.int64)],
+            pupil_ids[on_roll],
+            pupil_ids[on_roll],
+            pupil_ids[plan_pupil],
+        ]
     )
     is_pupil = np.arange(len(member_group)) >= len(teacher_group)
     order = np.lexsort((is_pupil, member_group))

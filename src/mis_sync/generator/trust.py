@@ -18,8 +18,32 @@ from mis_sync.generator.profiles import PROFILES
 from mis_sync.generator.school import build_extract
 from mis_sync.model import Extract
 
-TRUST_LA_CODES = ("380", "381", "382", "383", "384", "370", "371", "372", "373", "330", "331", "332",
-                  "333", "334", "335", "336", "886", "887", "850", "851", "852", "919", "936", "926")
+TRUST_LA_CODES = (
+    "380",
+    "381",
+    "382",
+    "383",
+    "384",
+    "370",
+    "371",
+    "372",
+    "373",
+    "330",
+    "331",
+    "332",
+    "333",
+    "334",
+    "335",
+    "336",
+    "886",
+    "887",
+    "850",
+    "851",
+    "852",
+    "919",
+    "936",
+    "926",
+)
 """Census LA codes a trust's schools are spread over (Yorkshire, West Midlands, Kent, Hampshire,
 Hertfordshire, Surrey, Norfolk and their unitary neighbours)."""
 
@@ -45,9 +69,34 @@ def plan_trust(seed: int) -> list[tuple[str, str, str, int]]:
     used_slugs: set[str] = set()
     used_laestabs: set[str] = set()
     plan: list[tuple[str, str, str, int]] = []
-    surnames = ("Ashby", "Barton", "Carlisle", "Denby", "Elston", "Fairley", "Garston", "Hadley", "Ingham",
-                "Kirkby", "Langley", "Marston", "Norton", "Oakley", "Preston", "Radley", "Selby", "Thornton",
-                "Upton", "Walton", "Whitley", "Yardley", "Astley", "Brampton", "Cawood", "Dunmore")
+    surnames = (
+        "Ashby",
+        "Barton",
+        "Carlisle",
+        "Denby",
+        "Elston",
+        "Fairley",
+        "Garston",
+        "Hadley",
+        "Ingham",
+        "Kirkby",
+        "Langley",
+        "Marston",
+        "Norton",
+        "Oakley",
+        "Preston",
+        "Radley",
+        "Selby",
+        "Thornton",
+        "Upton",
+        "Walton",
+        "Whitley",
+        "Yardley",
+        "Astley",
+        "Brampton",
+        "Cawood",
+        "Dunmore",
+    )
     for profile in profiles:
         while True:
             base = rnd.choice(surnames)

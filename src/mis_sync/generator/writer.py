@@ -68,8 +68,13 @@ def write_file_drop(extract: Extract, out_dir: Path) -> None:
         )
         counts[entity] = len(frame)
     snapshot = extract.snapshot_at.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-    manifest = {"format": FORMAT, "version": VERSION, "snapshot_at": snapshot, "source": extract.source,
-                "counts": counts}
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "snapshot_at": snapshot,
+        "source": extract.source,
+        "counts": counts,
+    }
     (out_dir / spec.get("manifest", "manifest.json")).write_text(
         json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
     )

@@ -1,0 +1,356 @@
+"""Structural validation: stop rules (empty, short, duplicate, missing, unknown codes) and quarantine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mis_sync.config import SafetyLimits
+from mis_sync.connections import ConnectionInfo
+from mis_sync.connectors.file_drop import FileDropConnector
+from mis_sync.errors import DataError, ValidationStop
+from mis_sync.model import ENTITIES, Extract
+from mis_sync.validate import FINDING_COLUMNS, on_roll_counts, validate
+
+TINY = Path(__file__).resolve().parents[1] / "fixtures" / "tiny-school"
+LIMITS = SafetyLimits()
+SNAPSHOT = pd.Timestamp("2026-11-27T06:00:00", tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Extract:
+    return FileDropConnector(ConnectionInfo(conn_id="t", extra={"path": str(TINY)}), {}).extract()
+
+
+def canonical(name: str, rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame({"_": []})
+    return ENTITIES[name].coerce(frame)
+
+
+def small_school(**overrides: list[dict]) -> Extract:
+    """A minimal school built in code: two pupils, one teacher, one class, one parent."""
+    rows: dict[str, list[dict]] = {
+        "pupils": [
+            {"mis_id": "P1", "legal_first_name": "Zoë", "legal_last_name": "Ødegaard",
+             "registration_group_id": "G1", "enrolment_status": "on_roll", "year_group": "7"},
+            {"mis_id": "P2", "legal_first_name": "Alex", "legal_last_name": "Smith",
+             "registration_group_id": "G1", "enrolment_status": "on_roll", "year_group": "7"},
+        ],
+        "staff": [{"mis_id": "S1", "legal_first_name": "Jane", "legal_last_name": "Brown",
+                   "is_teaching": "true", "enrolment_status": "on_roll"}],
+        "contacts": [{"mis_id": "C1", "legal_first_name": "Ann", "legal_last_name": "O'Brien"}],
+        "groups": [
+            {"mis_id": "G1", "kind": "registration", "name": "7A", "academic_year": "2026/27"},
+            {"mis_id": "G2", "kind": "teaching", "name": "7A/Ma1", "academic_year": "2026/27"},
+        ],
+        "memberships": [
+            {"group_id": "G1", "person_id": "P1", "role": "pupil"},
+            {"group_id": "G2", "person_id": "P2", "role": "pupil"},
+            {"group_id": "G2", "person_id": "S1", "role": "teacher"},
+        ],
+        "relationships": [{"contact_id": "C1", "pupil_id": "P1", "parental_responsibility": "yes",
+                           "priority": "1"}],
+    }  # fmt: skip
+    rows.update(overrides)
+    return Extract({name: canonical(name, r) for name, r in rows.items()}, SNAPSHOT, "test")
+
+
+def replace(extract: Extract, name: str, frame: pd.DataFrame) -> Extract:
+    tables = dict(extract.tables)
+    tables[name] = frame.reset_index(drop=True)
+    return Extract(tables, extract.snapshot_at, extract.source)
+
+
+def add_rows(extract: Extract, name: str, rows: list[dict]) -> Extract:
+    frame = pd.concat([extract.tables[name], canonical(name, rows)], ignore_index=True)
+    return replace(extract, name, frame)
+
+
+def stop_message(extract: Extract, last_counts: dict[str, int] | None = None) -> str:
+    with pytest.raises(ValidationStop) as info:
+        validate(extract, last_counts or {}, LIMITS)
+    assert isinstance(info.value, DataError)
+    return str(info.value)
+
+
+def findings_of(result) -> list[tuple[str, ...]]:
+    return sorted(tuple(row) for row in result.findings[FINDING_COLUMNS].itertuples(index=False))
+
+
+# --- clean extracts --------------------------------------------------------------------------------------
+
+
+def test_clean_fixture_passes(tiny: Extract) -> None:
+    result = validate(tiny, {}, LIMITS)
+    assert result.findings.empty
+    assert list(result.findings.columns) == FINDING_COLUMNS
+    assert result.counts == {
+        "pupils_on_roll": 4, "staff_current": 3,
+        "pupils": 6, "staff": 3, "contacts": 4, "groups": 4, "memberships": 15, "relationships": 5,
+    }  # fmt: skip
+    for name in ENTITIES:
+        pd.testing.assert_frame_equal(result.extract.tables[name], tiny.tables[name])
+    assert result.extract.snapshot_at == tiny.snapshot_at
+    assert result.extract.source == "file_drop"
+    assert result.summary() == {"counts": result.counts, "quarantined": {}}
+
+
+def test_clean_small_school_built_in_code_passes() -> None:
+    result = validate(small_school(), {"pupils_on_roll": 2, "staff_current": 1}, LIMITS)
+    assert result.findings.empty
+    assert result.counts["pupils_on_roll"] == 2
+    assert result.counts["staff_current"] == 1
+    assert result.extract.counts() == {
+        "pupils": 2, "staff": 1, "contacts": 1, "groups": 2, "memberships": 3, "relationships": 1,
+    }  # fmt: skip
+
+
+def test_on_roll_counts_ignore_pre_admission_and_leavers(tiny: Extract) -> None:
+    counts = on_roll_counts(tiny)
+    assert counts["pupils_on_roll"] == 4
+    assert counts["pupils"] == 6
+
+
+# --- stops -----------------------------------------------------------------------------------------------
+
+
+def test_zero_on_roll_pupils_is_an_empty_extract(tiny: Extract) -> None:
+    pupils = tiny.tables["pupils"].copy()
+    pupils["enrolment_status"] = "pre_admission"
+    message = stop_message(replace(tiny, "pupils", pupils))
+    assert message == "empty extract: pupils_on_roll is 0; nothing will be planned or applied"
+
+
+def test_no_pupils_at_all_is_an_empty_extract(tiny: Extract) -> None:
+    extract = replace(tiny, "pupils", ENTITIES["pupils"].empty_frame())
+    extract = replace(extract, "relationships", ENTITIES["relationships"].empty_frame())
+    extract = replace(extract, "memberships", tiny.tables["memberships"].iloc[0:0])
+    assert stop_message(extract).startswith("empty extract: pupils_on_roll is 0")
+
+
+def test_zero_staff_is_an_empty_extract(tiny: Extract) -> None:
+    extract = replace(tiny, "staff", ENTITIES["staff"].empty_frame())
+    assert stop_message(extract) == "empty extract: staff_current is 0; nothing will be planned or applied"
+
+
+def test_short_extract_names_both_numbers(tiny: Extract) -> None:
+    message = stop_message(tiny, {"pupils_on_roll": 6, "staff_current": 3})
+    assert message.startswith("short extract: pupils_on_roll is 4, below 80% of the 6 in the last applied")
+
+
+def test_short_staff_extract(tiny: Extract) -> None:
+    message = stop_message(tiny, {"pupils_on_roll": 4, "staff_current": 10})
+    assert message.startswith("short extract: staff_current is 3, below 80% of the 10 ")
+
+
+def test_exactly_the_fraction_passes(tiny: Extract) -> None:
+    result = validate(tiny, {"pupils_on_roll": 5, "staff_current": 3}, LIMITS)  # 4 == 0.8 * 5
+    assert result.counts["pupils_on_roll"] == 4
+
+
+def test_growth_passes(tiny: Extract) -> None:
+    assert validate(tiny, {"pupils_on_roll": 1, "staff_current": 1}, LIMITS).findings.empty
+
+
+def test_custom_fraction(tiny: Extract) -> None:
+    limits = SafetyLimits(min_extract_fraction=0.5)
+    assert validate(tiny, {"pupils_on_roll": 8, "staff_current": 3}, limits).counts["pupils_on_roll"] == 4
+    with pytest.raises(ValidationStop, match=r"below 50% of the 9 "):
+        validate(tiny, {"pupils_on_roll": 9, "staff_current": 3}, limits)
+
+
+def test_duplicate_pupil_mis_id_lists_the_id(tiny: Extract) -> None:
+    pupils = tiny.tables["pupils"].copy()
+    pupils.loc[1, "mis_id"] = "P1"
+    message = stop_message(replace(tiny, "pupils", pupils))
+    assert message == "extract failed structural checks: pupils: duplicate mis_id: P1"
+    assert "Alexander" not in message
+    assert "Zoë" not in message
+
+
+def test_duplicate_membership_lists_the_composite_key(tiny: Extract) -> None:
+    extract = add_rows(tiny, "memberships", [{"group_id": "G3", "person_id": "S2", "role": "teacher"}])
+    assert stop_message(extract) == (
+        "extract failed structural checks: memberships: duplicate group_id+person_id+role: G3/S2/teacher"
+    )
+
+
+def test_many_duplicates_are_sampled(tiny: Extract) -> None:
+    pupils = pd.concat([tiny.tables["pupils"]] * 2, ignore_index=True)
+    message = stop_message(replace(tiny, "pupils", pupils))
+    assert "pupils: duplicate mis_id: P1, P2, P3, P4, P5 and 1 more" in message
+
+
+@pytest.mark.parametrize(
+    ("entity", "column"),
+    [
+        ("pupils", "enrolment_status"),
+        ("pupils", "mis_id"),
+        ("groups", "academic_year"),
+        ("memberships", "role"),
+    ],
+)
+def test_missing_required_value(tiny: Extract, entity: str, column: str) -> None:
+    frame = tiny.tables[entity].copy()
+    frame.loc[2, column] = pd.NA
+    message = stop_message(replace(tiny, entity, frame))
+    assert f"{entity}.{column}: 1 row(s) without a value" in message
+
+
+def test_unknown_enrolment_code(tiny: Extract) -> None:
+    pupils = tiny.tables["pupils"].copy()
+    pupils.loc[0, "enrolment_status"] = "suspended"
+    message = stop_message(replace(tiny, "pupils", pupils))
+    assert message == (
+        "extract failed structural checks: pupils.enrolment_status: unknown code(s) ['suspended']; "
+        "expected one of ['leaver', 'on_roll', 'pre_admission']"
+    )
+
+
+@pytest.mark.parametrize(
+    ("entity", "column", "code"),
+    [
+        ("staff", "enrolment_status", "Current"),
+        ("groups", "kind", "house"),
+        ("memberships", "role", "parent"),
+    ],
+)
+def test_other_unknown_codes(tiny: Extract, entity: str, column: str, code: str) -> None:
+    frame = tiny.tables[entity].copy()
+    frame.loc[0, column] = code
+    assert f"{entity}.{column}: unknown code(s) [{code!r}]" in stop_message(replace(tiny, entity, frame))
+
+
+@pytest.mark.parametrize("year", ["2026-27", "2026/2027", "26/27", "2026"])
+def test_bad_academic_year(tiny: Extract, year: str) -> None:
+    groups = tiny.tables["groups"].copy()
+    groups.loc[3, "academic_year"] = year
+    message = stop_message(replace(tiny, "groups", groups))
+    assert message == "extract failed structural checks: groups.academic_year: 1 value(s) not like 2025/26"
+
+
+def test_all_structural_problems_reported_together(tiny: Extract) -> None:
+    pupils = tiny.tables["pupils"].copy()
+    pupils.loc[1, "mis_id"] = "P1"
+    pupils.loc[0, "enrolment_status"] = "suspended"
+    extract = replace(tiny, "pupils", pupils)
+    groups = tiny.tables["groups"].copy()
+    groups.loc[0, "academic_year"] = "2026"
+    message = stop_message(replace(extract, "groups", groups))
+    assert message.count(" | ") == 2
+    assert "duplicate mis_id: P1" in message
+    assert "unknown code(s) ['suspended']" in message
+    assert "groups.academic_year" in message
+
+
+def test_structure_is_checked_before_volume(tiny: Extract) -> None:
+    pupils = tiny.tables["pupils"].copy()
+    pupils["enrolment_status"] = "gone"
+    assert stop_message(replace(tiny, "pupils", pupils)).startswith("extract failed structural checks")
+
+
+# --- quarantine ------------------------------------------------------------------------------------------
+
+
+def test_membership_with_unknown_group_is_quarantined(tiny: Extract) -> None:
+    extract = add_rows(tiny, "memberships", [{"group_id": "G99", "person_id": "P1", "role": "pupil"}])
+    result = validate(extract, {}, LIMITS)
+    assert findings_of(result) == [("memberships", "G99/P1/pupil", "group_id", "unknown_group", "error")]
+    memberships = result.extract.tables["memberships"]
+    assert len(memberships) == 15
+    assert "G99" not in set(memberships["group_id"])
+    assert memberships.index.tolist() == list(range(15))
+    assert result.counts["memberships"] == 16
+
+
+def test_membership_with_unknown_person_is_quarantined(tiny: Extract) -> None:
+    extract = add_rows(
+        tiny,
+        "memberships",
+        [
+            {"group_id": "G1", "person_id": "P99", "role": "pupil"},
+            {"group_id": "G3", "person_id": "S99", "role": "teacher"},
+            {"group_id": "G3", "person_id": "S3", "role": "pupil"},  # a staff id with a pupil role
+            {"group_id": "G99", "person_id": "P98", "role": "pupil"},  # both unknown: reported once
+        ],
+    )
+    result = validate(extract, {}, LIMITS)
+    assert findings_of(result) == [
+        ("memberships", "G1/P99/pupil", "person_id", "unknown_person", "error"),
+        ("memberships", "G3/S3/pupil", "person_id", "unknown_person", "error"),
+        ("memberships", "G3/S99/teacher", "person_id", "unknown_person", "error"),
+        ("memberships", "G99/P98/pupil", "group_id", "unknown_group", "error"),
+    ]
+    pd.testing.assert_frame_equal(result.extract.tables["memberships"], tiny.tables["memberships"])
+    assert result.summary()["quarantined"] == {
+        "memberships.unknown_group": 1,
+        "memberships.unknown_person": 3,
+    }
+
+
+def test_relationship_to_unknown_pupil_is_quarantined(tiny: Extract) -> None:
+    extract = add_rows(
+        tiny,
+        "relationships",
+        [{"contact_id": "C1", "pupil_id": "P99"}, {"contact_id": "C99", "pupil_id": "P1"}],
+    )
+    result = validate(extract, {}, LIMITS)
+    assert findings_of(result) == [
+        ("relationships", "C1/P99", "pupil_id", "unknown_pupil", "error"),
+        ("relationships", "C99/P1", "contact_id", "unknown_contact", "error"),
+    ]
+    pd.testing.assert_frame_equal(result.extract.tables["relationships"], tiny.tables["relationships"])
+
+
+def test_pupil_with_unknown_registration_group_is_nulled(tiny: Extract) -> None:
+    pupils = tiny.tables["pupils"].copy()
+    pupils.loc[2, "registration_group_id"] = "G99"
+    extract = replace(tiny, "pupils", pupils)
+    result = validate(extract, {}, LIMITS)
+    assert findings_of(result) == [("pupils", "P3", "registration_group_id", "unknown_group", "error")]
+    out = result.extract.tables["pupils"]
+    assert len(out) == 6
+    assert pd.isna(out.loc[2, "registration_group_id"])
+    assert out.drop(index=2)["registration_group_id"].tolist() == ["G2"] * 5
+    # the input extract is left alone
+    assert extract.tables["pupils"].loc[2, "registration_group_id"] == "G99"
+
+
+def test_pupil_without_registration_group_is_fine(tiny: Extract) -> None:
+    pupils = tiny.tables["pupils"].copy()
+    pupils.loc[0, "registration_group_id"] = pd.NA
+    assert validate(replace(tiny, "pupils", pupils), {}, LIMITS).findings.empty
+
+
+def test_quarantine_in_code_built_extract() -> None:
+    extract = small_school(
+        relationships=[{"contact_id": "C1", "pupil_id": "P1"}, {"contact_id": "C1", "pupil_id": "P3"}]
+    )
+    result = validate(extract, {}, LIMITS)
+    assert findings_of(result) == [("relationships", "C1/P3", "pupil_id", "unknown_pupil", "error")]
+    assert result.extract.tables["relationships"]["pupil_id"].tolist() == ["P1"]
+
+
+def test_findings_hold_mis_ids_only(tiny: Extract) -> None:
+    unknown = [
+        {"group_id": "G99", "person_id": "P1", "role": "pupil"},
+        {"group_id": "G1", "person_id": "P77", "role": "pupil"},
+    ]
+    extract = add_rows(tiny, "memberships", unknown)
+    extract = add_rows(extract, "relationships", [{"contact_id": "C2", "pupil_id": "P77"}])
+    pupils = extract.tables["pupils"].copy()
+    pupils.loc[0, "registration_group_id"] = "G98"
+    result = validate(replace(extract, "pupils", pupils), {}, LIMITS)
+
+    findings = result.findings
+    assert list(findings.columns) == FINDING_COLUMNS
+    assert all(str(dtype) == "string" for dtype in findings.dtypes)
+    assert len(findings) == 4
+    ids = {"G99/P1/pupil", "G1/P77/pupil", "C2/P77", "P1"}
+    assert set(findings["record"]) == ids
+    personal = {"Zoë", "O'Brien", "zobrien@pupils.example.sch.uk", "B801200005001", "Tom", "Smith"}
+    text = findings.to_csv(index=False)
+    assert not any(value in text for value in personal)
+    assert set(findings["severity"]) == {"error"}
