@@ -124,6 +124,13 @@ class Establishment(_Strict):
     safety: SafetyLimits = SafetyLimits()
     targets: TargetsConfig = TargetsConfig()
 
+    @field_validator("laestab", mode="before")
+    @classmethod
+    def _quoted_laestab(cls, value: object) -> object:
+        if isinstance(value, int):
+            raise ValueError(f'write it in quotes so leading digits are kept, e.g. laestab: "{value:07d}"')
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str) -> str:

@@ -259,3 +259,12 @@ def test_dag_id_replaces_hyphens(establishment_id: str, dag_id: str) -> None:
         }
     )
     assert config.dag_id == dag_id
+
+
+def test_unquoted_laestab_says_to_quote_it(tmp_path: Path) -> None:
+    from mis_sync.config import ConfigError, load_establishment
+
+    path = tmp_path / "unquoted.yaml"
+    path.write_text("id: unquoted\nname: U\nlaestab: 8814001\nmis: {type: file_drop, connection_id: x}\n")
+    with pytest.raises(ConfigError, match=r'laestab: .*quotes.*"8814001"'):
+        load_establishment(path)

@@ -355,3 +355,11 @@ def test_no_manifest_uses_newest_file_time(drop: Path) -> None:
     snapshot = read(drop).snapshot_at
     assert snapshot == pd.Timestamp(newest, unit="s", tz="UTC")
     assert snapshot == pd.Timestamp("2023-11-14T22:13:25", tz="UTC")
+
+
+@pytest.mark.parametrize("raw", ["0", "00", "15", "Year 20", "Y0"])
+def test_year_groups_outside_the_census_codes_are_kept_as_given(raw: str) -> None:
+    from mis_sync.connectors.mapping import normalise_year_group
+
+    out = normalise_year_group(pd.Series([raw], dtype="string"), {})
+    assert out.tolist() == [raw]

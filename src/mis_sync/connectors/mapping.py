@@ -74,6 +74,10 @@ _WORDS = {
 }
 
 
+CANONICAL_YEAR_GROUPS = frozenset({"N1", "N2", "R", "X", *(str(n) for n in range(1, 15))})
+"""England/Wales NC years as the census codes them (``uk-data-rules.md`` §4)."""
+
+
 def _fold(values: pd.Series) -> pd.Series:
     return values.str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
 
@@ -85,19 +89,19 @@ def normalise_year_group(values: pd.Series, table: dict[str, str]) -> pd.Series:
     anything unrecognised is kept as given so data-quality rules can flag it.
     """
     folded = _fold(values)
-    looked_up = folded.map({k.lower(): v for k, v in table.items()})
+    looked_up = folded.map({k.lower(): v for k, v in table.items()}).astype("string")
     stripped = folded.str.replace(r"^(?:year|yr|y)\s*", "", regex=True)
     stripped = stripped.replace(_WORDS)
-    canonical = stripped.str.upper().where(stripped.str.fullmatch(r"n[12]|r|x|\d{1,2}").fillna(False))
-    canonical = canonical.str.lstrip("0").replace("", "0")
-    return looked_up.fillna(canonical).fillna(values)
+    canonical = stripped.str.upper().str.replace(r"^0(?=\d)", "", regex=True)
+    canonical = canonical.where(canonical.isin(CANONICAL_YEAR_GROUPS))
+    return looked_up.fillna(canonical).fillna(values.astype("string"))
 
 
 def normalise_codes(values: pd.Series, table: dict[str, str]) -> pd.Series:
     """Map raw code values through a case- and space-insensitive table; unknown values pass through."""
     folded = _fold(values)
     lookup = {re.sub(r"\s+", " ", k.lower()).strip(): v for k, v in table.items()}
-    return folded.map(lookup).fillna(folded)
+    return folded.map(lookup).astype("string").fillna(folded)
 
 
 def apply_mapping(
