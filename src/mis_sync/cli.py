@@ -127,6 +127,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_data(args: argparse.Namespace) -> int:
+    """The validate stage's checks on an export, outside Airflow: exit 0 without errors, 1 with."""
+    from mis_sync.connections import ConnectionInfo
+    from mis_sync.connectors import connector_for
+    from mis_sync.errors import ValidationStop
+    from mis_sync.quality import QualityStop, check_extract
+
+    source = ConnectionInfo(conn_id="cli", extra={"path": str(Path(args.input).resolve())})
+    extract = connector_for(args.format, source, {}).extract()
+    stopped: str | None = None
+    try:
+        findings = check_extract(extract, country=args.country).findings
+    except QualityStop as stop:
+        findings, stopped = stop.findings, str(stop)
+    except ValidationStop as stop:
+        print(f"STOP {stop}", file=sys.stderr)
+        return 1
+    columns = ["entity", "mis_id", "field", "rule", "severity", "hint"]
+    if args.json:
+        for record in findings[columns].to_dict(orient="records"):
+            print(json.dumps(record, ensure_ascii=False))
+    else:
+        counts = findings.groupby(["severity", "entity", "rule"]).size()
+        for (severity, entity, rule), count in counts.items():
+            print(f"{severity:<8} {entity:<14} {rule:<32} {count:>6}")
+        print(f"{len(findings)} finding(s); errors: {int((findings['severity'] == 'error').sum())}")
+    if stopped:
+        print(f"STOP {stopped}", file=sys.stderr)
+    return 1 if stopped or (findings["severity"] == "error").any() else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mis_sync.directory.db import make_engine, migrate
     from mis_sync.pipeline import latest_report, render_report
@@ -177,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             run.add_argument("--dry-run", action="store_true")
         run.set_defaults(func=cmd_run)
+
+    data = sub.add_parser("check-data", help="run the data-quality checks on an export (exit 1 on errors)")
+    data.add_argument("--input", required=True, help="the export folder")
+    data.add_argument("--format", default="file_drop", help="source format (mis.type), default file_drop")
+    data.add_argument(
+        "--country", default="england", choices=["england", "wales", "scotland", "northern_ireland"]
+    )
+    data.add_argument("--json", action="store_true", help="one JSON object per finding")
+    data.set_defaults(func=cmd_check_data)
 
     rep = sub.add_parser("report", help="print the latest run report for an establishment")
     rep.add_argument("establishment")

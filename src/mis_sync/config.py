@@ -7,13 +7,21 @@ banner alone.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mis_sync.passwords import PasswordPolicies
+from mis_sync.usernames import (
+    ROLES,
+    DisplayNamePolicies,
+    DisplayNamePolicy,  # noqa: F401  (re-exported: config.DisplayNamePolicy)
+    UsernamePolicy,
+    expand_staff_shorthand,
+)
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 DEFAULT_SCHEDULE = "30 1 * * *"
@@ -45,45 +53,73 @@ class MisConfig(_Strict):
         return value
 
 
-class UsernamePolicy(_Strict):
-    """How a new account's username is built. Fields: first_name, first_initial, last_name."""
-
-    pattern: str = "{first_initial}{last_name}"
-    max_length: Annotated[int, Field(ge=3, le=64)] = 20
-    name_source: Literal["preferred", "legal"] = "preferred"
-    first_suffix: Annotated[int, Field(ge=1, le=2)] = 1
-    """Collision suffix: the second ``asmith`` becomes ``asmith1`` (1) or ``asmith2`` (2)."""
-
-    @field_validator("pattern")
-    @classmethod
-    def _known_fields(cls, value: str) -> str:
-        used = set(re.findall(r"{(\w+)}", value))
-        unknown = used - {"first_name", "first_initial", "last_name"}
-        if unknown:
-            raise ValueError(f"unknown pattern fields: {', '.join(sorted(unknown))}")
-        if "last_name" not in used and "first_name" not in used:
-            raise ValueError("pattern must use {last_name} or {first_name}")
-        return value
-
-
 class UsernamePolicies(_Strict):
+    """Username policy per role. ``staff:`` is a shorthand that sets both staff roles (unless they are
+    given explicitly); it stays readable as ``usernames.staff`` for older callers."""
+
     pupil: UsernamePolicy = UsernamePolicy()
+    teaching_staff: UsernamePolicy = UsernamePolicy()
+    non_teaching_staff: UsernamePolicy = UsernamePolicy()
+    parent: UsernamePolicy = UsernamePolicy(pattern="{first_name}.{last_name}")
     staff: UsernamePolicy = UsernamePolicy()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _staff_shorthand(cls, data: Any) -> Any:
+        return expand_staff_shorthand(data, keep=True)
+
+    def for_role(self, role: str) -> UsernamePolicy:
+        """The policy for a directory role: pupil, teaching_staff, non_teaching_staff or parent."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        return getattr(self, role)
 
 
 class AccountsConfig(_Strict):
     create_pre_admission: bool = True
     """Pre-admission pupils get accounts before their first day (ready for induction)."""
     include_non_teaching_staff: bool = True
+    invite_parents: bool = False
+    """Parent accounts (username: their email) for contacts with parental responsibility."""
+    leaver_grace_days: Annotated[int, Field(ge=0, le=3650)] = 60
+    """A leaver's account is suspended at once and deleted this many days later; back within it,
+    the same account is restored."""
+    delete_after_grace: bool = True
+    protected_usernames: tuple[str, ...] = ()
+    """Never suspended or deleted by the sync (admins, named exceptions)."""
 
 
 class SafetyLimits(_Strict):
     min_extract_fraction: Annotated[float, Field(gt=0, le=1)] = 0.8
     """An extract with fewer on-roll pupils or staff than this share of the last applied one stops."""
     max_suspend_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
-    """Suspending more than this share of a role's active users in one run waits for approval."""
+    """Suspending or deleting more than this share of a role's active users waits for approval…"""
     max_suspend_count: Annotated[int, Field(ge=0)] = 50
-    """...and more than this many users; both must be exceeded (small schools have small numbers)."""
+    """…and more than this many; both must be exceeded (small schools have small numbers)."""
+    max_year_group_fraction: Annotated[float, Field(gt=0, le=1)] = 0.2
+    """The same per year group: a third of Year 8 vanishing is held even when the school total is small."""
+    max_year_group_count: Annotated[int, Field(ge=0)] = 10
+    summer_window: tuple[str, str] = ("06-15", "10-15")
+    """MM-DD to MM-DD when final-year cohorts (Y6, Y11, Y13; P7, S4–S6) are expected to leave."""
+    expected_leaving_years: tuple[str, ...] | None = None
+    """Year groups that leave in summer; default by country (see ``mis_sync.brake.LEAVING_YEARS``)."""
+
+    @field_validator("summer_window")
+    @classmethod
+    def _month_days(cls, value: tuple[str, str]) -> tuple[str, str]:
+        import datetime as dt
+
+        for part in value:
+            try:
+                dt.date(2024, *map(int, part.split("-")))
+            except (ValueError, TypeError):
+                raise ValueError(f"{part!r} is not a MM-DD day") from None
+        return value
+
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
+    """A run stops before plan when more than this share of an entity's records (pupils, staff, contacts,
+    groups, memberships or relationships) has an error finding; judged once an entity has at least 5
+    records in error, so one bad row in a tiny school is quarantined rather than stopping the run."""
 
 
 class DirectoryConfig(_Strict):
@@ -120,6 +156,8 @@ class Establishment(_Strict):
     tags: tuple[str, ...] = ()
     directory: DirectoryConfig = DirectoryConfig()
     usernames: UsernamePolicies = UsernamePolicies()
+    display_names: DisplayNamePolicies = DisplayNamePolicies()
+    passwords: PasswordPolicies = PasswordPolicies()
     accounts: AccountsConfig = AccountsConfig()
     safety: SafetyLimits = SafetyLimits()
     targets: TargetsConfig = TargetsConfig()

@@ -19,6 +19,7 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
 from mis_sync import storage
+from mis_sync.accounts import desired_users
 from mis_sync.config import Establishment
 from mis_sync.connections import ConnectionInfo
 from mis_sync.connectors import connector_for
@@ -26,8 +27,7 @@ from mis_sync.directory.apply import apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
-from mis_sync.plan import Plan, desired_users, make_plan
-from mis_sync.validate import validate
+from mis_sync.plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +66,51 @@ def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
 
 
 def validate_stage(ctx: RunContext) -> dict[str, Any]:
+    """Data quality: circuit breakers stop the run; error rows are quarantined; every finding goes to
+    the data manager's report (CSV + HTML in the run folder) and into the findings history."""
+    from mis_sync.quality import QualityStop, check_extract
+    from mis_sync.quality.history import update_history
+    from mis_sync.quality.report import write_report
+
+    est = ctx.establishment
     extract = storage.read_extract(ctx.folder / "extract")
-    status = sync_status(ctx.engine, ctx.establishment.id) or {}
-    result = validate(extract, status.get("last_counts", {}), ctx.establishment.safety)
+    status = sync_status(ctx.engine, est.id) or {}
     out = ctx.stage_folder("validated")
-    storage.write_extract(out, result.extract)
-    storage.write_table(out, "findings", result.findings)
-    summary = result.summary()
-    summary["data_hash"] = data_hash(result.extract.tables)
+    try:
+        result = check_extract(
+            extract, country=est.country, last_counts=status.get("last_counts", {}), limits=est.safety
+        )
+    except QualityStop as stop:  # too many errors: still tell the data manager what to fix
+        _record_findings(ctx, out, stop.findings, stop.summary, update_history, write_report)
+        raise
+    summary = result.summary
+    _record_findings(ctx, out, result.findings, summary, update_history, write_report)
+    storage.write_extract(out, result.clean_extract)
+    storage.write_table(out, "quarantined", result.quarantined)
+    summary = {**summary, "data_hash": data_hash(result.clean_extract.tables), "counts": result.counts}
     storage.write_json(out, "validation.json", summary)
-    log.info("validation: counts %s, quarantined %s", summary["counts"], summary["quarantined"])
-    return summary
+    log.info(
+        "validation: %s; findings %s; quarantined %s",
+        summary["counts"],
+        summary.get("findings"),
+        summary.get("quarantined"),
+    )
+    return {k: summary[k] for k in ("counts", "findings", "quarantined", "data_hash") if k in summary}
+
+
+def _record_findings(ctx, out, findings, summary, update_history, write_report) -> None:  # type: ignore[no-untyped-def]
+    tracked = update_history(ctx.engine, ctx.establishment.id, ctx.run_id, findings, datetime.now(UTC))
+    storage.write_table(out, "findings", tracked)
+    write_report(out, tracked, establishment_id=ctx.establishment.id, run_id=ctx.run_id, summary=summary)
 
 
 def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False) -> dict[str, Any]:
     extract = storage.read_extract(ctx.folder / "validated")
+    quarantined = storage.read_table(ctx.folder / "validated", "quarantined")
     state = load_state(ctx.engine, ctx.establishment.id)
-    plan = make_plan(extract, state, ctx.establishment, approve_suspensions=approve_suspensions)
+    plan = make_plan(
+        extract, state, ctx.establishment, approve_suspensions=approve_suspensions, quarantined=quarantined
+    )
     out = ctx.stage_folder("plan")
     tables = [storage.write_table(out, name, getattr(plan, name)) for name in PLAN_TABLES]
     desired = desired_users(extract, ctx.establishment)["role"].value_counts()
@@ -177,6 +205,8 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
         "memberships": plan["memberships"],
         "writes": (applied or {}).get("writes", 0),
         "quarantined": validation["quarantined"],
+        "findings": validation.get("findings", {}),
+        "notes": plan.get("notes", {}),
         "extract_counts": validation["counts"],
         "snapshot_at": plan["snapshot_at"],
         "last_successful_sync": status.get("last_success_at"),
@@ -245,6 +275,8 @@ def render_report(report: dict[str, Any]) -> str:
         f"  groups:       {fmt(report['groups'])}",
         f"  memberships:  {fmt(report['memberships'])}",
         f"  quarantined:  {fmt(report['quarantined'])}",
+        f"  findings:     {fmt(report.get('findings', {}))}  (validated/findings.html in the run folder)",
+        *([f"  notes:        {fmt(report['notes'])}"] if report.get("notes") else []),
         f"  directory writes: {report['writes']}",
     ]
     return "\n".join(lines)

@@ -2,52 +2,33 @@
 
 Pure and vectorised: the directory state comes in as DataFrames (``directory.state``), the plan goes
 out as DataFrames that ``apply`` writes in one transaction. Computing the plan separately lets a
-``dry_run`` store it for review and lets a safety brake hold the destructive part.
+``dry_run`` store it for review and lets the deletion brake (``brake``) hold the destructive part.
+Accounts and their lifecycle are planned in ``accounts``; groups and memberships here.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from mis_sync import brake
+from mis_sync.accounts import as_of_day, desired_users, parent_notes, plan_users
 from mis_sync.config import Establishment
-from mis_sync.model import EnrolmentStatus, Extract, MemberRole
-from mis_sync.usernames import allocate
-
-USER_FIELDS = ["role", "first_name", "last_name", "display_name", "email", "year_group"]
-GROUP_FIELDS = ["kind", "name", "code", "subject", "year_group"]
-USER_KEY = ["person_kind", "mis_id"]
-GROUP_KEY = ["mis_id", "academic_year"]
-MEMBERSHIP_KEY = ["group_mis_id", "academic_year", "person_kind", "person_mis_id", "role"]
-USER_PLAN_COLUMNS = [
-    "action",
-    *USER_KEY,
-    "user_id",
-    "username",
-    *USER_FIELDS,
-    "changed_fields",
-    "previous",
-    "reason",
-]
-GROUP_PLAN_COLUMNS = ["action", *GROUP_KEY, "group_id", *GROUP_FIELDS, "changed_fields", "reason"]
-MEMBERSHIP_PLAN_COLUMNS = ["action", *MEMBERSHIP_KEY, "reason"]
-
-
-@dataclass
-class DirectoryState:
-    """The establishment's directory as the planner needs it (see ``directory.state.load``)."""
-
-    users: pd.DataFrame
-    """id, person_kind, mis_id, username, status + USER_FIELDS"""
-    groups: pd.DataFrame
-    """id, mis_id, academic_year, status + GROUP_FIELDS"""
-    memberships: pd.DataFrame
-    """MEMBERSHIP_KEY columns"""
-    revision: int = 0
-    last_snapshot_at: pd.Timestamp | None = None
-    all_usernames: set[str] = field(default_factory=set)
+from mis_sync.directory_state import (  # noqa: F401  (re-exported for callers of mis_sync.plan)
+    GROUP_FIELDS,
+    GROUP_KEY,
+    GROUP_PLAN_COLUMNS,
+    MEMBERSHIP_KEY,
+    MEMBERSHIP_PLAN_COLUMNS,
+    USER_FIELDS,
+    USER_KEY,
+    USER_PLAN_COLUMNS,
+    DirectoryState,
+    changed_fields,
+    empty_frame,
+)
+from mis_sync.model import Extract, MemberRole
 
 
 @dataclass
@@ -59,6 +40,8 @@ class Plan:
     snapshot_at: pd.Timestamp
     skipped_reason: str | None = None
     held_reason: str | None = None
+    notes: dict[str, int] = field(default_factory=dict)
+    """Counts the school should know about (e.g. parents without an email)."""
 
     def summary(self) -> dict[str, object]:
         """Counts only (safe for logs and XCom)."""
@@ -78,6 +61,7 @@ class Plan:
             "memberships": {str(k): int(v) for k, v in self.memberships["action"].value_counts().items()},
             "skipped_reason": self.skipped_reason,
             "held_reason": self.held_reason,
+            "notes": dict(self.notes),
         }
 
     @property
@@ -86,165 +70,26 @@ class Plan:
         return applied_users + len(self.groups) + len(self.memberships)
 
 
-def _preferred(frame: pd.DataFrame, which: str, source: str) -> pd.Series:
-    legal = frame[f"legal_{which}_name"]
-    if source == "legal":
-        return legal.fillna(frame[f"preferred_{which}_name"])
-    return frame[f"preferred_{which}_name"].fillna(legal)
+QUARANTINE_KINDS = {"pupils": "pupil", "staff": "staff", "contacts": "contact"}
 
 
-def desired_users(extract: Extract, config: Establishment) -> pd.DataFrame:
-    """Who should hold an active account, with the fields the directory keeps."""
-    as_of = extract.snapshot_at.tz_convert("Europe/London").tz_localize(None).normalize()
-    wanted = [EnrolmentStatus.ON_ROLL.value]
-    if config.accounts.create_pre_admission:
-        wanted.append(EnrolmentStatus.PRE_ADMISSION.value)
+def held_records(quarantined: pd.DataFrame | None) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+    """People and groups quarantined by data quality: (person_kind, mis_id) pairs and group ids.
 
-    frames = []
-    for kind, table, policy in (
-        ("pupil", extract.tables["pupils"], config.usernames.pupil),
-        ("staff", extract.tables["staff"], config.usernames.staff),
-    ):
-        current = table["enrolment_status"].isin(wanted) & ~(table["leaving_date"] <= as_of).fillna(False)
-        people = table[current]
-        if kind == "pupil":
-            role = pd.Series("pupil", index=people.index)
-            year_group = people["year_group"]
-        else:
-            teaching = people["is_teaching"].fillna(False).astype(bool)
-            role = teaching.map({True: "teaching_staff", False: "non_teaching_staff"})
-            if not config.accounts.include_non_teaching_staff:
-                people, role = people[teaching], role[teaching]
-            year_group = pd.Series(pd.NA, index=people.index, dtype="string")
-        first = _preferred(people, "first", policy.name_source)
-        last = _preferred(people, "last", policy.name_source)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "person_kind": kind,
-                    "mis_id": people["mis_id"],
-                    "role": role,
-                    "first_name": first,
-                    "last_name": last,
-                    "display_name": (first.fillna("") + " " + last.fillna("")).str.strip(),
-                    "email": people["email"],
-                    "year_group": year_group,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True).astype("string")
-
-
-def _changed_fields(merged: pd.DataFrame, fields: list[str]) -> pd.Series:
-    """Comma-separated list of fields whose ``_new`` differs from ``_old`` (nulls compare equal)."""
-    flags = {}
-    for name in fields:
-        new, old = merged[f"{name}_new"].astype("string"), merged[f"{name}_old"].astype("string")
-        flags[name] = ~((new == old).fillna(False) | (new.isna() & old.isna()))
-    flag_frame = pd.DataFrame(flags, index=merged.index)
-    if flag_frame.empty:
-        return pd.Series("", index=merged.index, dtype="string")
-    return flag_frame.apply(lambda row: ",".join(row.index[row.to_numpy()]), axis=1).astype("string")
-
-
-def plan_users(desired: pd.DataFrame, state: DirectoryState, config: Establishment) -> pd.DataFrame:
-    current = state.users
-    merged = desired.merge(current, on=USER_KEY, how="outer", suffixes=("_new", "_old"), indicator=True)
-    columns = USER_PLAN_COLUMNS
-    parts = []
-
-    new = merged[merged["_merge"] == "left_only"].sort_values(USER_KEY)
-    if len(new):
-        taken = set(state.all_usernames)
-        usernames = []
-        for kind, rows in new.groupby("person_kind", sort=True):
-            policy = config.usernames.pupil if kind == "pupil" else config.usernames.staff
-            names = zip(rows["first_name_new"].fillna(""), rows["last_name_new"].fillna(""), strict=True)
-            usernames.append(pd.Series(allocate(names, policy, taken), index=rows.index))
-        creates = _take(new, "new")
-        creates["username"] = pd.concat(usernames)
-        creates["action"], creates["reason"] = "create", "new in MIS"
-        parts.append(creates)
-
-    both = merged[merged["_merge"] == "both"]
-    if len(both):
-        changed = _changed_fields(both, USER_FIELDS)
-        suspended = both["status"] == "suspended"
-        restores = _take(both[suspended], "new")
-        restores["action"], restores["reason"] = "restore", "back in MIS"
-        restores["changed_fields"] = changed[suspended]
-        updates_mask = ~suspended & (changed != "")
-        updates = _take(both[updates_mask], "new")
-        updates["action"], updates["reason"] = "update", "MIS data changed"
-        updates["changed_fields"] = changed[updates_mask]
-        updates["previous"] = _previous_values(both[updates_mask], changed[updates_mask], USER_FIELDS)
-        parts += [restores, updates]
-
-    gone = merged[(merged["_merge"] == "right_only") & (merged["status"] == "active")]
-    if len(gone):
-        suspends = _take(gone, "old")
-        suspends["action"], suspends["reason"] = "suspend", "left or no longer in MIS"
-        parts.append(suspends)
-
-    if not parts:
-        return _empty(columns).assign(held=pd.Series(dtype=bool))
-    plan = pd.concat(parts, ignore_index=True)
-    plan["user_id"] = plan["user_id"].astype("Int64")
-    plan["changed_fields"] = plan["changed_fields"].fillna("")
-    plan["previous"] = plan["previous"].fillna("{}") if "previous" in plan else "{}"
-    plan["held"] = False
-    return plan[[*columns, "held"]]
-
-
-def _previous_values(rows: pd.DataFrame, changed: pd.Series, fields: list[str]) -> pd.Series:
-    """JSON of the old value of each changed field, for the audit log's old → new."""
-    previous = []
-    for record, names in zip(rows.to_dict(orient="records"), changed, strict=True):
-        values = {n: record[f"{n}_old"] for n in str(names).split(",") if n}
-        previous.append(json.dumps({k: None if pd.isna(v) else str(v) for k, v in values.items()}))
-    return pd.Series(previous, index=rows.index, dtype="string")
-
-
-def _take(rows: pd.DataFrame, side: str) -> pd.DataFrame:
-    """Rows with the chosen side's field values under plain names."""
-    out = rows[USER_KEY].copy()
-    out["user_id"] = rows.get("id", pd.NA)
-    out["username"] = rows.get("username", pd.NA)
-    for name in USER_FIELDS:
-        out[name] = rows[f"{name}_{side}"]
-    out["changed_fields"] = ""
-    out["previous"] = "{}"
-    return out
-
-
-def apply_brake(
-    users: pd.DataFrame, state: DirectoryState, config: Establishment, approved: bool
-) -> str | None:
-    """Hold suspensions when a run would suspend too many of a role's active users.
-
-    Both limits must be exceeded (count and share) so a small school losing three pupils is not
-    blocked. Held rows stay in the plan, marked, and are applied only by a run with approval.
+    Their directory records are left as they are: a record with an error is not a leaver, and its
+    groups and memberships must not be torn down until the school fixes it.
     """
-    if approved or not len(users):
-        return None
-    suspends = users[users["action"] == "suspend"]
-    active = state.users[state.users["status"] == "active"].groupby("role").size()
-    reasons = []
-    for role, count in suspends.groupby("role").size().items():
-        share = count / max(int(active.get(role, 0)), 1)
-        if count > config.safety.max_suspend_count and share > config.safety.max_suspend_fraction:
-            reasons.append(f"{role}: {count} of {int(active.get(role, 0))} ({share:.0%})")
-    if not reasons:
-        return None
-    users.loc[users["action"] == "suspend", "held"] = True
-    return (
-        "suspensions held for approval, over the safety limit: "
-        + "; ".join(reasons)
-        + ". Check the MIS extract, then trigger a run with approve_suspensions=true."
-    )
+    if quarantined is None or quarantined.empty:
+        return frozenset(), frozenset()
+    people = quarantined[quarantined["entity"].isin(list(QUARANTINE_KINDS))]
+    pairs = frozenset(zip(people["entity"].map(QUARANTINE_KINDS), people["mis_id"], strict=True))
+    groups = frozenset(quarantined.loc[quarantined["entity"] == "groups", "mis_id"])
+    return pairs, groups
 
 
-def plan_groups(extract: Extract, state: DirectoryState) -> pd.DataFrame:
+def plan_groups(
+    extract: Extract, state: DirectoryState, held_groups: frozenset[str] = frozenset()
+) -> pd.DataFrame:
     desired = extract.tables["groups"][[*GROUP_KEY, *GROUP_FIELDS]].astype("string")
     current = state.groups
     merged = desired.merge(current, on=GROUP_KEY, how="outer", suffixes=("_new", "_old"), indicator=True)
@@ -252,7 +97,7 @@ def plan_groups(extract: Extract, state: DirectoryState) -> pd.DataFrame:
     merged["group_id"] = merged["id"].astype("Int64") if "id" in merged else pd.NA
     side = {name: merged[f"{name}_new"].fillna(merged[f"{name}_old"]) for name in GROUP_FIELDS}
     result = merged[[*GROUP_KEY, "group_id"]].assign(**side)
-    result["changed_fields"] = _changed_fields(merged, GROUP_FIELDS) if len(merged) else ""
+    result["changed_fields"] = changed_fields(merged, GROUP_FIELDS) if len(merged) else ""
     action = pd.Series(pd.NA, index=merged.index, dtype="string")
     reason = pd.Series(pd.NA, index=merged.index, dtype="string")
     in_mis = merged["_merge"] != "right_only"
@@ -262,7 +107,7 @@ def plan_groups(extract: Extract, state: DirectoryState) -> pd.DataFrame:
     action[archived], reason[archived] = "restore", "back in MIS"
     changed = (merged["_merge"] == "both") & ~archived & (result["changed_fields"] != "")
     action[changed], reason[changed] = "update", "MIS data changed"
-    gone = ~in_mis & (status == "active")
+    gone = ~in_mis & (status == "active") & ~merged["mis_id"].isin(held_groups)
     action[gone], reason[gone] = "archive", "no longer in MIS"
     result["action"], result["reason"] = action, reason
     return result[result["action"].notna()][out_columns].reset_index(drop=True)
@@ -287,8 +132,19 @@ def desired_memberships(extract: Extract, users: pd.DataFrame) -> pd.DataFrame:
     return out.merge(active, on=["person_kind", "person_mis_id"], how="inner").drop_duplicates()
 
 
-def plan_memberships(desired: pd.DataFrame, state: DirectoryState) -> pd.DataFrame:
+def plan_memberships(
+    desired: pd.DataFrame,
+    state: DirectoryState,
+    held_people: frozenset[tuple[str, str]] = frozenset(),
+    held_groups: frozenset[str] = frozenset(),
+) -> pd.DataFrame:
     merged = desired.merge(state.memberships, on=MEMBERSHIP_KEY, how="outer", indicator=True)
+    if held_people or held_groups:
+        person = pd.Series(
+            list(zip(merged["person_kind"], merged["person_mis_id"], strict=True)), index=merged.index
+        )
+        held = person.isin(held_people) | merged["group_mis_id"].isin(held_groups)
+        merged = merged[~(held & (merged["_merge"] == "right_only"))]
     adds = merged[merged["_merge"] == "left_only"][MEMBERSHIP_KEY].assign(action="add", reason="in MIS group")
     removes = merged[merged["_merge"] == "right_only"][MEMBERSHIP_KEY].assign(
         action="remove", reason="not in MIS group"
@@ -306,15 +162,11 @@ def older_snapshot_reason(snapshot_at: pd.Timestamp, last_applied: pd.Timestamp 
     )
 
 
-def _empty(columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
-
-
 def empty_plan(state: DirectoryState, snapshot_at: pd.Timestamp, reason: str) -> Plan:
     return Plan(
-        users=_empty(USER_PLAN_COLUMNS).assign(held=pd.Series(dtype=bool)),
-        groups=_empty(GROUP_PLAN_COLUMNS),
-        memberships=_empty(MEMBERSHIP_PLAN_COLUMNS),
+        users=empty_frame(USER_PLAN_COLUMNS).assign(held=pd.Series(dtype=bool)),
+        groups=empty_frame(GROUP_PLAN_COLUMNS),
+        memberships=empty_frame(MEMBERSHIP_PLAN_COLUMNS),
         base_revision=state.revision,
         snapshot_at=snapshot_at,
         skipped_reason=reason,
@@ -322,18 +174,35 @@ def empty_plan(state: DirectoryState, snapshot_at: pd.Timestamp, reason: str) ->
 
 
 def make_plan(
-    extract: Extract, state: DirectoryState, config: Establishment, *, approve_suspensions: bool = False
+    extract: Extract,
+    state: DirectoryState,
+    config: Establishment,
+    *,
+    approve_suspensions: bool = False,
+    quarantined: pd.DataFrame | None = None,
 ) -> Plan:
     if reason := older_snapshot_reason(extract.snapshot_at, state.last_snapshot_at):
         return empty_plan(state, extract.snapshot_at, reason)
+    as_of = as_of_day(extract)
     wanted_users = desired_users(extract, config)
-    users = plan_users(wanted_users, state, config)
-    held_reason = apply_brake(users, state, config, approve_suspensions)
+    held_people, held_groups = held_records(quarantined)
+    users = plan_users(wanted_users, state, config, as_of, held_people)
+    held_reason = None
+    if not approve_suspensions and len(users):
+        active = state.users[state.users["status"] == "active"]
+        decision = brake.evaluate(users, active, as_of.date(), config.safety, config.country)
+        if decision.held:
+            users.loc[users["action"].isin(brake.DESTRUCTIVE), "held"] = True
+            held_reason = decision.message
+    notes = parent_notes(extract, as_of) if config.accounts.invite_parents else {}
     return Plan(
         users=users,
-        groups=plan_groups(extract, state),
-        memberships=plan_memberships(desired_memberships(extract, wanted_users), state),
+        groups=plan_groups(extract, state, held_groups),
+        memberships=plan_memberships(
+            desired_memberships(extract, wanted_users), state, held_people, held_groups
+        ),
         base_revision=state.revision,
         snapshot_at=extract.snapshot_at,
         held_reason=held_reason,
+        notes=notes,
     )

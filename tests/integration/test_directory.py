@@ -193,3 +193,30 @@ def test_mass_suspension_is_held_until_approved(engine) -> None:  # type: ignore
     )
     statuses = {row[2]: row[-1] for row in dump(engine)["users"]}
     assert statuses["P1"] == statuses["P2"] == "suspended"
+
+
+def test_database_errors_do_not_carry_personal_data(engine) -> None:  # type: ignore[no-untyped-def]
+    """A constraint violation's message shows no parameter values (names, emails) in the task log."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from mis_sync.directory.schema import User
+
+    config, extract = demo_config(), read_drop(TINY)
+    sync(engine, config, extract, "run-1")
+    duplicate = {
+        "establishment_id": config.id,
+        "person_kind": "pupil",
+        "mis_id": "P999",
+        "role": "pupil",
+        "username": "zobrien",
+        "first_name": "Secretname",
+        "last_name": "Secretsurname",
+        "status": "active",
+        "created_at": pd.Timestamp.now(tz="UTC"),
+        "updated_at": pd.Timestamp.now(tz="UTC"),
+    }
+    with pytest.raises(IntegrityError) as caught, engine.begin() as connection:
+        connection.execute(insert(User), [duplicate])
+    assert "Secretname" not in str(caught.value)
+    assert "Secretsurname" not in str(caught.value)

@@ -18,7 +18,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def make_engine(url: str) -> Engine:
     """An engine with the settings the directory relies on (foreign keys on SQLite, no echo)."""
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    # hide_parameters: a failed INSERT must not print names or emails into the task log.
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

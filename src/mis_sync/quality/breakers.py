@@ -1,0 +1,124 @@
+"""Circuit breakers: stop the run before plan and apply when the extract as a whole cannot be trusted.
+
+Each raises ``mis_sync.errors.ValidationStop`` with a message of rules, entities, columns and counts
+only (never a value from the data), so it is safe in the task log and the Airflow UI:
+
+- **schema drift** (``check_schema``): a required column missing from a table, or empty in every row
+  of a table that has rows;
+- **structure** (``check_codes``): a required value missing (other than an MIS id, which is a
+  quarantine error), an unknown code (enrolment status, group kind, membership role), an academic
+  year not written like ``2025/26`` — as ``validate.check_structure`` did, minus duplicate and missing
+  MIS ids, which are now quarantined record by record;
+- **empty or short extract** (``check_volume``): no on-roll pupils or staff, or fewer than
+  ``SafetyLimits.min_extract_fraction`` of the last successful run's (``validate.check_volume``);
+- **error rate** (``check_error_rate``): more than ``SafetyLimits.max_error_rate`` of an entity's
+  records have an error finding (judged once at least ``MIN_ERRORS_FOR_RATE`` records of it do, so a
+  single bad row in a tiny school is quarantined instead of stopping the run).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pandas as pd
+
+from mis_sync.config import SafetyLimits
+from mis_sync.errors import ValidationStop
+from mis_sync.model import ACADEMIC_YEAR_PATTERN, ENTITIES, Extract
+from mis_sync.validate import ALLOWED_CODES
+from mis_sync.validate import check_volume as _check_volume
+
+
+class QualityStop(ValidationStop):
+    """The error-rate breaker tripped. Carries the findings (MIS ids and rules only) and the counts
+    summary, so the caller can still write the findings report the data manager needs."""
+
+    def __init__(self, message: str, findings: pd.DataFrame, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.findings = findings
+        self.summary = summary or {}
+
+
+MIN_ERRORS_FOR_RATE: Final = 5
+"""The error-rate breaker ignores an entity with fewer records in error than this."""
+QUARANTINED_KEY: Final = "mis_id"
+"""Missing values of this column are quarantine errors (``mis_id_missing``), not a stop."""
+
+
+def check_schema(extract: Extract) -> None:
+    """Stop on schema drift: a required column missing, or all-null in a table that has rows."""
+    problems = []
+    for name, entity in ENTITIES.items():
+        frame = extract.tables[name]
+        missing = [c for c in entity.required_columns if c not in frame.columns]
+        if missing:
+            problems.append(f"{name}: required column(s) missing: {', '.join(missing)}")
+        if len(frame):
+            empty = [c for c in entity.required_columns if c in frame.columns and frame[c].isna().all()]
+            if empty:
+                problems.append(
+                    f"{name}: required column(s) empty in all {len(frame)} rows: {', '.join(empty)}"
+                )
+    if problems:
+        raise ValidationStop(
+            "schema drift: " + " | ".join(problems) + "; the MIS export's columns changed: fix the export "
+            "report or the field mapping before re-running"
+        )
+
+
+def check_codes(extract: Extract) -> None:
+    """Stop on missing required values (MIS ids excepted), unknown codes and malformed academic years."""
+    problems = []
+    for name, entity in ENTITIES.items():
+        frame = extract.tables[name]
+        for column in entity.required_columns:
+            if column == QUARANTINED_KEY:
+                continue
+            missing = frame[column].isna()
+            if missing.any():
+                problems.append(f"{name}.{column}: {int(missing.sum())} row(s) without a value")
+    for (name, column), allowed in ALLOWED_CODES.items():
+        values = extract.tables[name][column]
+        unknown = values.notna() & ~values.isin(allowed)
+        if unknown.any():
+            problems.append(
+                f"{name}.{column}: {int(unknown.sum())} row(s) with an unknown code; "
+                f"expected one of {sorted(allowed)}"
+            )
+    years = extract.tables["groups"]["academic_year"]
+    bad_years = years.notna() & ~years.astype("string").str.fullmatch(ACADEMIC_YEAR_PATTERN).fillna(False)
+    if bad_years.any():
+        problems.append(f"groups.academic_year: {int(bad_years.sum())} value(s) not like 2025/26")
+    if problems:
+        raise ValidationStop("extract failed structural checks: " + " | ".join(problems))
+
+
+def check_volume(counts: dict[str, int], last_counts: dict[str, int], limits: SafetyLimits) -> None:
+    """Empty extract (no on-roll pupils or staff) or short extract: ``validate.check_volume``."""
+    _check_volume(counts, last_counts, limits)
+
+
+def error_records(findings: pd.DataFrame) -> pd.Series:
+    """Records with at least one error finding, per entity (a record counts once)."""
+    errors = findings[findings["severity"] == "error"]
+    return errors.drop_duplicates(["entity", "row"]).groupby("entity").size()
+
+
+def check_error_rate(
+    findings: pd.DataFrame, extract: Extract, limits: SafetyLimits, summary: dict[str, Any] | None = None
+) -> None:
+    """Stop (``QualityStop``, with the findings) when an entity's share of records in error is above
+    ``limits.max_error_rate``."""
+    problems = []
+    for entity, count in error_records(findings).items():
+        total = len(extract.tables[str(entity)])
+        if count >= MIN_ERRORS_FOR_RATE and total and count > limits.max_error_rate * total:
+            problems.append(f"{count} of {total} {entity} ({count / total:.1%})")
+    if problems:
+        raise QualityStop(
+            "error rate too high: " + ", ".join(problems) + f" have errors, above the "
+            f"{limits.max_error_rate:.0%} limit; nothing will be planned or applied. Check the MIS export "
+            "(the findings report lists every record) before re-running",
+            findings,
+            summary,
+        )
