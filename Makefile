@@ -32,6 +32,9 @@ airflow-init: install
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	-$(BIN)/airflow connections delete mis_demo_academy > /dev/null 2>&1
 	-$(BIN)/airflow connections delete misync_directory > /dev/null 2>&1
+	$(BIN)/airflow connections get misync_credentials_key > /dev/null 2>&1 || \
+		$(BIN)/airflow connections add misync_credentials_key --conn-type generic \
+		--conn-password "$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" > /dev/null
 	$(BIN)/airflow connections add mis_demo_academy --conn-type fs \
 		--conn-extra '{"path": "$(DEMO_DROP)"}' > /dev/null
 	$(BIN)/airflow connections add misync_directory --conn-type generic \

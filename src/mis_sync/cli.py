@@ -87,7 +87,38 @@ def _local_context(args: argparse.Namespace, config: Establishment, run_id: str)
         folder=work / config.id / run_id,
         source=ConnectionInfo(conn_id="cli", extra={"path": str(Path(args.input).resolve())}),
         directory_url=_directory_url(args, config),
+        credential_keys=_keys(config) if args.command == "run" and not args.dry_run else None,
     )
+
+
+def _keys(config: Establishment) -> list[bytes] | None:
+    """The initial-password keys from the establishment's key connection (env var or Airflow DB)."""
+    from mis_sync.connections import from_airflow
+    from mis_sync.passwords import keys_from_connection
+
+    if not config.passwords.issue_initial:
+        return None
+    return keys_from_connection(from_airflow(config.passwords.key_connection_id))
+
+
+def cmd_passwords(args: argparse.Namespace) -> int:
+    """ "Download Passwords": initial passwords of active accounts to a CSV (owner-only), audit-logged."""
+    import getpass
+
+    from mis_sync.directory.credentials import export_passwords
+    from mis_sync.directory.db import make_engine, migrate
+
+    config = _establishment(args.establishment)
+    engine = make_engine(_directory_url(args, config))
+    migrate(engine)
+    keys = _keys(config)
+    if keys is None:
+        print(f"{config.id} does not issue initial passwords (passwords.issue_initial: false)")
+        return 1
+    actor = args.actor or getpass.getuser()
+    count = export_passwords(engine, config.id, keys, Path(args.out), actor, run_id=args.run_id)
+    print(f"exported {count} initial password(s) to {args.out} (audit-logged as {actor})")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -217,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--json", action="store_true", help="one JSON object per finding")
     data.set_defaults(func=cmd_check_data)
+
+    pwd = sub.add_parser("passwords", help="export initial passwords to a CSV file (audit-logged)")
+    pwd.add_argument("establishment")
+    pwd.add_argument("--out", required=True)
+    pwd.add_argument("--run-id", help="only accounts created by this run")
+    pwd.add_argument("--actor", help="who is exporting (default: the OS user)")
+    pwd.add_argument("--directory-url")
+    pwd.set_defaults(func=cmd_passwords)
 
     rep = sub.add_parser("report", help="print the latest run report for an establishment")
     rep.add_argument("establishment")

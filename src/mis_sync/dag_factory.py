@@ -54,6 +54,21 @@ def default_args(config: Establishment) -> dict[str, Any]:
     }
 
 
+APPROVAL_TASK = "approve_held_changes"
+APPROVAL_BODY = """
+The safety brake held this run's suspensions and deletions:
+
+**{{ ti.xcom_pull(task_ids='plan')['held_reason'] }}**
+
+Held per role: `{{ ti.xcom_pull(task_ids='plan')['held_by_role'] }}`
+
+Creates and updates have already been applied. Check the MIS (a failed export or a filter left on looks
+exactly like a mass departure) and the run's plan folder, then:
+- **Approve**: the held changes are re-planned against the directory and applied now.
+- **Reject** (or no answer within 20 hours): nothing is suspended or deleted; the next run asks again.
+"""
+
+
 def doc_md(config: Establishment, source: Path) -> str:
     via = f" via `{config.mis.via}`" if config.mis.via else ""
     return f"""
@@ -75,8 +90,11 @@ def doc_md(config: Establishment, source: Path) -> str:
    at unknown records.
 3. **plan** compares the MIS with the directory and stores every change with its reason.
 4. **apply** writes the plan in one transaction (skipped on `dry_run`; never applies an MIS
-   snapshot older than the last one applied).
-5. **report** logs counts per role and the times of the last sync and the last MIS change.
+   snapshot older than the last one applied). Suspensions and deletions over the safety limits are
+   held back.
+5. **brake → approve_held_changes → apply_approved**: held changes wait for an admin's Approve /
+   Reject in the Airflow UI (Required Actions); without an answer in 20 hours nothing is removed.
+6. **report** logs counts per role and the times of the last sync and the last MIS change.
 
 **Manual runs** (Trigger DAG w/ config): `dry_run` computes and stores the plan without applying it;
 `full_sync` asks the MIS for a full extract instead of changes; `approve_suspensions` lets a run apply
@@ -98,27 +116,33 @@ def _storage_root(config: Establishment, run_id: str) -> Any:
     return root / config.id / safe_segment(run_id)
 
 
-def run_context(config: Establishment, run_id: str) -> RunContext:
+def run_context(config: Establishment, run_id: str, *, with_keys: bool = False) -> RunContext:
     from mis_sync.connections import from_airflow, sqlalchemy_url
+    from mis_sync.passwords import keys_from_connection
     from mis_sync.pipeline import RunContext
 
+    keys = None
+    if with_keys and config.passwords.issue_initial:
+        keys = keys_from_connection(from_airflow(config.passwords.key_connection_id))
     return RunContext(
         establishment=config,
         run_id=run_id,
         folder=_storage_root(config, run_id),
         source=from_airflow(config.mis.connection_id),
         directory_url=sqlalchemy_url(from_airflow(config.directory.connection_id)),
+        credential_keys=keys,
     )
 
 
 def build_dag(config: Establishment, source: Path) -> DAG:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
     from airflow.sdk import DAG, Param, get_current_context, task
     from airflow.sdk.exceptions import AirflowSkipException
     from airflow.timetables.trigger import CronTriggerTimetable
 
-    def current() -> tuple[RunContext, dict[str, Any]]:
+    def current(*, with_keys: bool = False) -> tuple[RunContext, dict[str, Any]]:
         context = get_current_context()
-        return run_context(config, context["run_id"]), context["params"]
+        return run_context(config, context["run_id"], with_keys=with_keys), context["params"]
 
     with DAG(
         dag_id=config.dag_id,
@@ -165,15 +189,39 @@ def build_dag(config: Establishment, source: Path) -> DAG:
         def apply() -> dict[str, Any]:
             from mis_sync.pipeline import apply_stage
 
-            ctx, params = current()
-            if params["dry_run"]:
+            if get_current_context()["params"]["dry_run"]:
                 raise AirflowSkipException("dry run: the plan is stored in the run folder, nothing applied")
+            ctx, _ = current(with_keys=True)
             outcome = apply_stage(ctx)
             if outcome["skipped_reason"]:
                 raise AirflowSkipException(outcome["skipped_reason"])
             return outcome
 
-        @task(trigger_rule="none_failed")
+        @task.branch
+        def brake() -> str:
+            """Held suspensions/deletions go to a human; otherwise straight to the report."""
+            held = get_current_context()["ti"].xcom_pull(task_ids="plan")["users_held"]
+            return APPROVAL_TASK if held else "report"
+
+        approve = ApprovalOperator(
+            task_id=APPROVAL_TASK,
+            subject=f"MIS Sync — {config.name}: approve held suspensions and deletions?",
+            body=APPROVAL_BODY,
+            defaults=["Reject"],
+            response_timeout=timedelta(hours=20),
+            retries=0,
+        )
+
+        @task
+        def apply_approved() -> dict[str, Any]:
+            """Re-plan with approval against the directory the first apply left, then apply."""
+            from mis_sync.pipeline import apply_stage, plan_stage
+
+            ctx, _ = current(with_keys=True)
+            plan_stage(ctx, approve_suspensions=True, name="approved")
+            return apply_stage(ctx, name="approved")
+
+        @task(trigger_rule="none_failed_min_one_success")
         def report() -> dict[str, Any]:
             from mis_sync.pipeline import report_stage
 
@@ -181,7 +229,11 @@ def build_dag(config: Establishment, source: Path) -> DAG:
             result = report_stage(ctx, dry_run=bool(params["dry_run"]))
             return {k: result[k] for k in ("outcome", "users_by_role", "groups", "memberships", "writes")}
 
-        extract() >> validate() >> plan() >> apply() >> report()
+        final = report()
+        gate = brake()
+        extract() >> validate() >> plan() >> apply() >> gate
+        gate >> final
+        gate >> approve >> apply_approved() >> final
     return dag
 
 

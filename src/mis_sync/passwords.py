@@ -105,6 +105,9 @@ class PasswordPolicies(_Strict):
     teaching_staff: PasswordPolicy = PasswordPolicy(style="random", length=16)
     non_teaching_staff: PasswordPolicy = PasswordPolicy(style="random", length=16)
     parent: PasswordPolicy = PasswordPolicy(style="random", length=14)
+    issue_initial: bool = True
+    """Give every new account an initial password (stored encrypted, exported with `misync passwords`).
+    Off when another system (SSO, the tenant) sets passwords."""
     key_connection_id: str = "misync_credentials_key"
     """Airflow Connection whose password field holds the Fernet key(s) that encrypt stored passwords."""
 

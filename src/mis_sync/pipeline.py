@@ -23,10 +23,11 @@ from mis_sync.accounts import desired_users
 from mis_sync.config import Establishment
 from mis_sync.connections import ConnectionInfo
 from mis_sync.connectors import connector_for
-from mis_sync.directory.apply import apply_plan, data_hash
+from mis_sync.directory.apply import InitialPasswords, apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
+from mis_sync.errors import SetupError
 from mis_sync.plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ class RunContext:
     folder: storage.StoragePath
     source: ConnectionInfo
     directory_url: str
+    credential_keys: list[bytes] | None = None
+    """Fernet keys for stored initial passwords (from an Airflow Connection, never the repository)."""
 
     @cached_property
     def engine(self) -> Engine:
@@ -104,15 +107,17 @@ def _record_findings(ctx, out, findings, summary, update_history, write_report) 
     write_report(out, tracked, establishment_id=ctx.establishment.id, run_id=ctx.run_id, summary=summary)
 
 
-def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False) -> dict[str, Any]:
+def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str = "plan") -> dict[str, Any]:
+    """Plan into ``name/`` of the run folder: ``plan`` first, ``approved`` after a human approved the
+    changes the brake held (re-planned against the directory as the first apply left it)."""
     extract = storage.read_extract(ctx.folder / "validated")
     quarantined = storage.read_table(ctx.folder / "validated", "quarantined")
     state = load_state(ctx.engine, ctx.establishment.id)
     plan = make_plan(
         extract, state, ctx.establishment, approve_suspensions=approve_suspensions, quarantined=quarantined
     )
-    out = ctx.stage_folder("plan")
-    tables = [storage.write_table(out, name, getattr(plan, name)) for name in PLAN_TABLES]
+    out = ctx.stage_folder(name)
+    tables = [storage.write_table(out, table, getattr(plan, table)) for table in PLAN_TABLES]
     desired = desired_users(extract, ctx.establishment)["role"].value_counts()
     summary = plan.summary() | {
         "base_revision": plan.base_revision,
@@ -150,8 +155,8 @@ def read_plan(folder: storage.StoragePath) -> Plan:
     )
 
 
-def apply_stage(ctx: RunContext) -> dict[str, Any]:
-    plan = read_plan(ctx.folder / "plan")
+def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
+    plan = read_plan(ctx.folder / name)
     validation = storage.read_json(ctx.folder / "validated", "validation.json")
     result = apply_plan(
         ctx.engine,
@@ -160,33 +165,42 @@ def apply_stage(ctx: RunContext) -> dict[str, Any]:
         run_id=ctx.run_id,
         extract_hash=validation["data_hash"],
         extract_counts=validation["counts"],
+        passwords=_initial_passwords(ctx),
     )
     outcome = result.as_dict()
-    storage.write_json(ctx.folder, "apply.json", outcome)
+    storage.write_json(ctx.folder / name, "apply.json", outcome)
     log.info("apply: applied=%s writes=%s revision=%s", result.applied, result.writes, result.revision)
     if result.skipped_reason:
         log.warning("apply skipped: %s", result.skipped_reason)
     return outcome
 
 
+def _initial_passwords(ctx: RunContext) -> InitialPasswords | None:
+    """Policies and keys for new accounts' passwords; a missing key fails before anything is written."""
+    policies = ctx.establishment.passwords
+    if not policies.issue_initial:
+        return None
+    if ctx.credential_keys is None:
+        raise SetupError(
+            f"connection {policies.key_connection_id!r} (the key that encrypts initial passwords) is "
+            "not available; create it or set passwords.issue_initial: false"
+        )
+    return InitialPasswords(policies, ctx.credential_keys)
+
+
+def _read_optional(folder: storage.StoragePath, name: str) -> dict[str, Any] | None:
+    return storage.read_json(folder, name) if (folder / name).exists() else None
+
+
 def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
-    """Counts per role (created / updated / restored / suspended / unchanged) and the sync times."""
+    """Counts per role (created / updated / restored / suspended / deleted / unchanged) and sync times."""
     plan = storage.read_json(ctx.folder / "plan", "plan.json")
     validation = storage.read_json(ctx.folder / "validated", "validation.json")
-    applied = None if dry_run else storage.read_json(ctx.folder, "apply.json")
+    applied = None if dry_run else _read_optional(ctx.folder / "plan", "apply.json")
+    approved_apply = _read_optional(ctx.folder / "approved", "apply.json")
+    approved = storage.read_json(ctx.folder / "approved", "plan.json") if approved_apply else None
     status = sync_status(ctx.engine, ctx.establishment.id) or {}
-    roles = sorted(set(plan["desired_by_role"]) | set(plan["users_by_role"]))
-    by_role = {}
-    for role in roles:
-        actions = plan["users_by_role"].get(role, {})
-        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore"))
-        by_role[role] = {
-            "created": actions.get("create", 0),
-            "updated": actions.get("update", 0),
-            "restored": actions.get("restore", 0),
-            "suspended": actions.get("suspend", 0),
-            "unchanged": plan["desired_by_role"].get(role, 0) - changed,
-        }
+    by_role = _role_counts(plan, approved)
     if dry_run:
         outcome = "dry_run"
     elif applied and applied["applied"]:
@@ -198,12 +212,13 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
         "run_id": ctx.run_id,
         "outcome": outcome,
         "skipped_reason": (applied or {}).get("skipped_reason") or plan.get("skipped_reason"),
-        "held_reason": plan.get("held_reason"),
-        "users_held": plan["users_held"],
+        "held_reason": None if approved else plan.get("held_reason"),
+        "users_held": 0 if approved else plan["users_held"],
+        "approved_after_hold": bool(approved),
         "users_by_role": by_role,
         "groups": plan["groups"],
         "memberships": plan["memberships"],
-        "writes": (applied or {}).get("writes", 0),
+        "writes": (applied or {}).get("writes", 0) + (approved_apply or {}).get("writes", 0),
         "quarantined": validation["quarantined"],
         "findings": validation.get("findings", {}),
         "notes": plan.get("notes", {}),
@@ -217,6 +232,25 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
     for line in render_report(report).splitlines():
         log.info("%s", line)
     return report
+
+
+def _role_counts(plan: dict[str, Any], approved: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+    roles = sorted(set(plan["desired_by_role"]) | set(plan["users_by_role"]) | set(plan["held_by_role"]))
+    by_role = {}
+    for role in roles:
+        actions = dict(plan["users_by_role"].get(role, {}))
+        for action, count in ((approved or {}).get("users_by_role", {}).get(role, {})).items():
+            actions[action] = actions.get(action, 0) + count
+        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore"))
+        by_role[role] = {
+            "created": actions.get("create", 0),
+            "updated": actions.get("update", 0),
+            "restored": actions.get("restore", 0),
+            "suspended": actions.get("suspend", 0),
+            "deleted": actions.get("delete", 0),
+            "unchanged": plan["desired_by_role"].get(role, 0) - changed,
+        }
+    return by_role
 
 
 def _record_run(engine: Engine, report: dict[str, Any]) -> None:
@@ -262,12 +296,15 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append(f"  skipped: {report['skipped_reason']}")
     if report.get("held_reason"):
         lines.append(f"  HELD: {report['held_reason']}")
-    header = f"  {'role':<20}{'created':>9}{'updated':>9}{'restored':>10}{'suspended':>11}{'unchanged':>11}"
+    header = (
+        f"  {'role':<20}{'created':>9}{'updated':>9}{'restored':>10}{'suspended':>11}{'deleted':>9}"
+        f"{'unchanged':>11}"
+    )
     lines += ["", header]
     for role, c in report["users_by_role"].items():
         lines.append(
             f"  {role:<20}{c['created']:>9}{c['updated']:>9}{c['restored']:>10}{c['suspended']:>11}"
-            f"{c['unchanged']:>11}"
+            f"{c.get('deleted', 0):>9}{c['unchanged']:>11}"
         )
     fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "no changes"  # noqa: E731
     lines += [

@@ -44,21 +44,17 @@ class Plan:
     """Counts the school should know about (e.g. parents without an email)."""
 
     def summary(self) -> dict[str, object]:
-        """Counts only (safe for logs and XCom)."""
+        """Counts only (safe for logs and XCom). ``users_by_role`` counts what apply will write;
+        ``held_by_role`` what waits for approval."""
         users = self.users
-        per_role = (
-            users.groupby(["role", "action"]).size().unstack(fill_value=0).to_dict(orient="index")
-            if len(users)
-            else {}
-        )
+        held = users["held"].astype(bool) if len(users) else pd.Series(dtype=bool)
         return {
-            "users": {str(k): int(v) for k, v in users["action"].value_counts().items()},
-            "users_by_role": {
-                str(role): {str(a): int(n) for a, n in actions.items()} for role, actions in per_role.items()
-            },
-            "users_held": int(users["held"].sum()) if len(users) else 0,
-            "groups": {str(k): int(v) for k, v in self.groups["action"].value_counts().items()},
-            "memberships": {str(k): int(v) for k, v in self.memberships["action"].value_counts().items()},
+            "users": _counts(users.loc[~held, "action"]) if len(users) else {},
+            "users_by_role": _counts_by_role(users[~held]) if len(users) else {},
+            "held_by_role": _counts_by_role(users[held]) if len(users) else {},
+            "users_held": int(held.sum()) if len(users) else 0,
+            "groups": _counts(self.groups["action"]),
+            "memberships": _counts(self.memberships["action"]),
             "skipped_reason": self.skipped_reason,
             "held_reason": self.held_reason,
             "notes": dict(self.notes),
@@ -68,6 +64,14 @@ class Plan:
     def change_count(self) -> int:
         applied_users = int((~self.users["held"]).sum()) if len(self.users) else 0
         return applied_users + len(self.groups) + len(self.memberships)
+
+
+def _counts(actions: pd.Series) -> dict[str, int]:
+    return {str(k): int(v) for k, v in actions.value_counts().items()}
+
+
+def _counts_by_role(users: pd.DataFrame) -> dict[str, dict[str, int]]:
+    return {str(role): _counts(rows["action"]) for role, rows in users.groupby("role")}
 
 
 QUARANTINE_KINDS = {"pupils": "pupil", "staff": "staff", "contacts": "contact"}

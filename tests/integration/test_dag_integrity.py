@@ -56,12 +56,26 @@ def test_dag_policy() -> None:
     assert {"mis-sync", "mis:file_drop", "mode:create", "demo"} <= set(dag.tags)
     assert "Demo Academy" in dag.doc_md and "8814001" in dag.doc_md
     assert {"dry_run", "full_sync", "approve_suspensions"} <= set(dag.params.keys())
-    assert [t.task_id for t in dag.topological_sort()] == ["extract", "validate", "plan", "apply", "report"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "extract",
+        "validate",
+        "plan",
+        "apply",
+        "brake",
+        "approve_held_changes",
+        "apply_approved",
+        "report",
+    ]
+    approval = dag.get_task("approve_held_changes")
+    assert type(approval).__name__ == "ApprovalOperator"
+    assert approval.defaults == ["Reject"], "no answer means nothing is removed"
     for task in dag.tasks:
+        if task is approval:
+            continue  # a human answer is not retried
         assert task.retries >= 1 and task.retry_exponential_backoff
         assert task.max_retry_delay is not None
         assert task.retry_policy is not None
-    assert dag.get_task("report").trigger_rule == "none_failed"
+    assert dag.get_task("report").trigger_rule == "none_failed_min_one_success"
 
 
 PARSE_PROBE = """

@@ -9,11 +9,14 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
+from mis_sync.directory.credentials import Credential
 from mis_sync.directory.db import make_engine
 from mis_sync.directory.schema import AuditEntry, User
 from mis_sync.generator import generate_school, write_file_drop
+from mis_sync.passwords import decrypt_password
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.airflow
@@ -38,12 +41,17 @@ def demo(airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{directory}"}}),
     )
     monkeypatch.setenv("AIRFLOW__MISYNC__RUN_STORAGE", f"file://{tmp_path / 'runs'}")
+    key = Fernet.generate_key()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps({"conn_type": "generic", "password": key.decode()})
+    )
     monkeypatch.delenv("MISYNC_ESTABLISHMENTS_DIR", raising=False)
     return {
         "drop": drop,
         "extract": extract,
         "engine": make_engine(f"sqlite:///{directory}"),
         "runs": tmp_path / "runs",
+        "key": key,
     }
 
 
@@ -112,13 +120,18 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     assert report["writes"] == 0
     assert all(c["created"] == c["updated"] == c["suspended"] == 0 for c in report["users_by_role"].values())
 
+    with demo["engine"].connect() as connection:
+        tokens = connection.execute(select(Credential.ciphertext)).scalars().all()
+    assert len(tokens) == users, "every new account has an encrypted initial password"
+    passwords = {decrypt_password(token, [demo["key"]]) for token in tokens}
+    assert not any(token in passwords for token in tokens)
+
     logs = capfd.readouterr()
     text = "\n".join([logs.out, logs.err, caplog.text, *_xcom_values(first), *_xcom_values(second)])
     text += "\n".join(p.read_text(errors="replace") for p in Path(demo["runs"]).parent.rglob("*.log"))
     assert "MIS Sync report" in text, "the scan must see the task logs"
-    leaked = sorted(
-        v for v in _personal_data(demo["extract"]) if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text)
-    )
+    secrets = _personal_data(demo["extract"]) | passwords
+    leaked = sorted(v for v in secrets if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text))
     assert leaked == [], f"{len(leaked)} personal values found in logs or XCom"
 
 
@@ -171,3 +184,84 @@ def test_backfill_or_late_retry_never_applies_an_older_snapshot(demo: dict[str, 
     report = json.loads((demo["runs"] / "demo-academy" / _safe(backfill.run_id) / "report.json").read_text())
     assert report["outcome"] == "skipped"
     assert "older than the one already applied" in report["skipped_reason"]
+
+
+def _drop_year_group_share(drop: Path, year: str, share: float) -> int:
+    """Remove a share of one year group from the file drop (pupils, their memberships and links)."""
+    pupils = pd.read_csv(drop / "pupils.csv", dtype=str, keep_default_na=False)
+    cohort = pupils[(pupils["YearGroup"] == year) & (pupils["EnrolmentStatus"] == "on_roll")]
+    gone = set(cohort["PupilId"].head(int(len(cohort) * share)))
+    pupils[~pupils["PupilId"].isin(gone)].to_csv(drop / "pupils.csv", index=False)
+    for name, column in (("memberships.csv", "PersonId"), ("relationships.csv", "PupilId")):
+        frame = pd.read_csv(drop / name, dtype=str, keep_default_na=False)
+        frame[~frame[column].isin(gone)].to_csv(drop / name, index=False)
+    manifest = json.loads((drop / "manifest.json").read_text())
+    manifest["snapshot_at"] = (pd.Timestamp(manifest["snapshot_at"]) + pd.Timedelta(hours=1)).isoformat()
+    (drop / "manifest.json").write_text(json.dumps(manifest))
+    return len(gone)
+
+
+def _approve_when_asked(answers: dict[str, Any], option: str) -> None:
+    """Act as the admin in the Airflow UI: wait for the approval task, then answer via the REST API."""
+    import time
+
+    from airflow.api_fastapi.app import create_app
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from fastapi.testclient import TestClient
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            ti = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == DAG_ID,
+                    TaskInstance.task_id == "approve_held_changes",
+                    TaskInstance.state == "awaiting_input",
+                )
+            ).first()
+            run_id = ti.run_id if ti else None
+        if run_id:
+            client = TestClient(create_app())
+            path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_held_changes/-1/hitlDetails"
+            answers["detail"] = client.get(path).json()
+            answers["response"] = client.patch(path, json={"chosen_options": [option]}).status_code
+            return
+        time.sleep(0.5)
+    answers["response"] = "timed out waiting for the approval task"
+
+
+@pytest.mark.parametrize("option", ["Approve", "Reject"])
+def test_term_time_mass_departure_waits_for_approval(
+    demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    import threading
+
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    assert _states(_run())["apply"] == "success"
+    gone = _drop_year_group_share(demo["drop"], "8", 0.35)
+    answers: dict[str, Any] = {}
+    responder = threading.Thread(target=_approve_when_asked, args=(answers, option), daemon=True)
+    responder.start()
+    run = _run()
+    responder.join(timeout=5)
+
+    assert answers["response"] == 200, answers["response"]
+    body = answers["detail"]["body"]
+    assert f"year 8: {gone} of" in body, "the admin sees why, in counts"
+    assert not [v for v in _personal_data(demo["extract"]) if v in body]
+    states = _states(run)
+    assert states["apply"] == "success" and states["report"] == "success"
+    with demo["engine"].connect() as connection:
+        suspended = connection.execute(
+            select(func.count()).select_from(User).where(User.status == "suspended")
+        ).scalar_one()
+    report = json.loads((demo["runs"] / "demo-academy" / _safe(run.run_id) / "report.json").read_text())
+    if option == "Approve":
+        assert states["apply_approved"] == "success"
+        assert suspended == gone
+        assert report["approved_after_hold"] and report["users_by_role"]["pupil"]["suspended"] == gone
+    else:
+        assert states["apply_approved"] == "skipped"
+        assert suspended == 0, "rejected: nothing is suspended"
+        assert report["users_held"] == gone

@@ -20,9 +20,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 
+from mis_sync.directory.credentials import Credential, store_initial_passwords
 from mis_sync.directory.schema import AuditEntry, Group, Membership, SyncState, User
 from mis_sync.directory.state import _utc
 from mis_sync.errors import StalePlanError
+from mis_sync.passwords import PasswordPolicies, generate_passwords
 from mis_sync.plan import GROUP_FIELDS, USER_FIELDS, Plan, older_snapshot_reason
 
 CHUNK = 2000
@@ -78,6 +80,14 @@ def data_hash(tables: dict[str, pd.DataFrame]) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class InitialPasswords:
+    """What apply needs to give new accounts an initial password: per-role policies and the keys."""
+
+    policies: PasswordPolicies
+    keys: Sequence[bytes]
+
+
 def apply_plan(
     engine: Engine,
     establishment_id: str,
@@ -87,7 +97,10 @@ def apply_plan(
     extract_hash: str,
     extract_counts: dict[str, int],
     now: datetime | None = None,
+    passwords: InitialPasswords | None = None,
 ) -> ApplyResult:
+    """``passwords``: when given, created (and re-created) accounts get an encrypted initial password
+    in the same transaction, so an account never exists without one."""
     now = now or datetime.now(UTC)
     with engine.begin() as connection:
         state = _lock_state(connection, establishment_id)
@@ -104,6 +117,7 @@ def apply_plan(
         writes = _apply_groups(connection, establishment_id, plan, run_id, now)
         writes += _apply_users(connection, establishment_id, plan, run_id, now)
         writes += _apply_memberships(connection, establishment_id, plan, run_id, now)
+        _apply_credentials(connection, establishment_id, plan, run_id, now, passwords)
 
         if writes:
             state.revision += 1
@@ -128,6 +142,50 @@ def apply_plan(
             )
         )
         return ApplyResult(True, writes, state.revision)
+
+
+def _apply_credentials(
+    connection: Connection,
+    est: str,
+    plan: Plan,
+    run_id: str,
+    now: datetime,
+    passwords: InitialPasswords | None,
+) -> None:
+    """Initial passwords for new accounts; a deleted account's stored password goes with its data."""
+    users = plan.users[~plan.users["held"].astype(bool)]
+    deleted = [int(i) for i in users.loc[users["action"] == "delete", "user_id"]]
+    if deleted:
+        _execute(
+            connection,
+            delete(Credential.__table__).where(Credential.__table__.c.user_id == bindparam("b_id")),
+            [{"b_id": i} for i in deleted],
+        )
+    if passwords is None:
+        return
+    fresh = users[users["action"].isin(["create", "restore"])]
+    if fresh.empty:
+        return
+    ids = pd.DataFrame(
+        [
+            tuple(row)
+            for row in connection.execute(
+                select(User.id, User.person_kind, User.mis_id).where(User.establishment_id == est)
+            ).all()
+        ],
+        columns=["user_id_db", "person_kind", "mis_id"],
+    ).astype({"person_kind": "string", "mis_id": "string"})
+    fresh = fresh.merge(ids, on=["person_kind", "mis_id"])
+    for role, rows in fresh.groupby("role"):
+        policy = passwords.policies.for_role(str(role))
+        store_initial_passwords(
+            connection,
+            [int(i) for i in rows["user_id_db"]],
+            generate_passwords(policy, len(rows)),
+            passwords.keys,
+            run_id,
+            now,
+        )
 
 
 def _lock_state(connection: Connection, establishment_id: str) -> SimpleNamespace:
