@@ -275,3 +275,36 @@ def plan_users(  # type: ignore[no-untyped-def]
     plan["previous"] = plan["previous"].fillna("{}")
     plan["held"] = False
     return plan[[*USER_PLAN_COLUMNS, "held"]]
+
+
+def plan_linked_users(desired: pd.DataFrame, links: pd.DataFrame, state: DirectoryState) -> pd.DataFrame:
+    """Link mode: existing accounts linked to MIS records take names, role and groups from the MIS.
+
+    Link mode never creates or deletes accounts: an account joins the directory under its existing
+    username ("link"), is updated while linked, and is left alone when its MIS record goes.
+    """
+    linked = links[["person_kind", "mis_id", "username"]].rename(columns={"username": "link_username"})
+    wanted = desired.merge(linked.astype("string"), on=USER_KEY, how="inner")
+    merged = wanted.merge(state.users, on=USER_KEY, how="left", suffixes=("_new", "_old"), indicator=True)
+    parts = []
+    new = merged[merged["_merge"] == "left_only"].sort_values(USER_KEY)
+    if len(new):
+        joins = _take(new, "new")
+        joins["username"] = new["link_username"]
+        joins["action"], joins["reason"] = "link", "existing account linked to its MIS record"
+        parts.append(joins)
+    both = merged[merged["_merge"] == "both"]
+    if len(both):
+        changed = changed_fields(both, USER_FIELDS)
+        mask = changed != ""
+        updates = _take(both[mask], "new")
+        updates["action"], updates["reason"] = "update", "MIS data changed"
+        updates["changed_fields"] = changed[mask]
+        updates["previous"] = _previous_values(both[mask], changed[mask])
+        parts.append(updates)
+    if not parts:
+        return empty_frame(USER_PLAN_COLUMNS).assign(held=pd.Series(dtype=bool))
+    plan = pd.concat(parts, ignore_index=True)
+    plan["user_id"] = plan["user_id"].astype("Int64")
+    plan["held"] = False
+    return plan[[*USER_PLAN_COLUMNS, "held"]]

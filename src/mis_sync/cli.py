@@ -96,7 +96,7 @@ def _keys(config: Establishment) -> list[bytes] | None:
     from mis_sync.connections import from_airflow
     from mis_sync.passwords import keys_from_connection
 
-    if not config.passwords.issue_initial:
+    if not config.passwords.issue_initial or config.mode == "link":
         return None
     return keys_from_connection(from_airflow(config.passwords.key_connection_id))
 
@@ -189,6 +189,87 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     return 1 if stopped or (findings["severity"] == "error").any() else 0
 
 
+def _engine(args: argparse.Namespace, config: Establishment):  # type: ignore[no-untyped-def]
+    from mis_sync.directory.db import make_engine, migrate
+
+    engine = make_engine(_directory_url(args, config))
+    migrate(engine)
+    return engine
+
+
+def _actor(args: argparse.Namespace) -> str:
+    import getpass
+
+    return getattr(args, "actor", None) or getpass.getuser()
+
+
+def cmd_import_users(args: argparse.Namespace) -> int:
+    """Link mode: replace the establishment's imported existing users with a validated CSV."""
+    from mis_sync.directory.identity_store import save_existing_users
+    from mis_sync.linking import read_existing_users
+
+    config = _establishment(args.establishment)
+    users = read_existing_users(Path(args.file))
+    count = save_existing_users(_engine(args, config), config.id, users, dt.datetime.now(dt.UTC))
+    print(f"imported {count} existing user(s) for {config.id}; the next run matches them to the MIS")
+    return 0
+
+
+def cmd_link_report(args: argparse.Namespace) -> int:
+    from mis_sync.linking import link_report, load_link_state, render_link_report
+
+    config = _establishment(args.establishment)
+    state = load_link_state(_engine(args, config), config.id)
+    if state.empty:
+        print(f"no matching run recorded for {config.id} yet (mode: {config.mode})")
+        return 1
+    print(render_link_report(link_report(state), title=f"Link mode: {config.name}"))
+    return 0
+
+
+def cmd_link_decide(args: argparse.Namespace) -> int:
+    """Record an admin decision; it is sticky: nightly runs never override it."""
+    from mis_sync.linking import confirmations, load_link_state, record_decision, record_decisions
+
+    config = _establishment(args.establishment)
+    engine = _engine(args, config)
+    if args.decision == "confirm-likely":
+        decisions = confirmations(load_link_state(engine, config.id))
+        count = record_decisions(engine, config.id, decisions, actor=_actor(args)) if decisions else 0
+        print(f"linked {count} likely match(es) for {config.id}")
+        return 0
+    decision = args.decision.replace("-", "_")
+    record_decision(
+        engine,
+        config.id,
+        args.username,
+        decision,
+        args.mis_id,
+        args.person_kind,
+        actor=_actor(args),
+        note=args.note,
+    )
+    print(f"recorded {decision} for {config.id}")
+    return 0
+
+
+def cmd_rename_user(args: argparse.Namespace) -> int:
+    from mis_sync.directory.identity_store import rename_user
+
+    config = _establishment(args.establishment)
+    rename_user(
+        _engine(args, config),
+        config.id,
+        args.old,
+        args.new,
+        actor=_actor(args),
+        reason=args.reason,
+        now=dt.datetime.now(dt.UTC),
+    )
+    print(f"renamed {args.old} to {args.new} in {config.id}; {args.old} stays reserved")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mis_sync.directory.db import make_engine, migrate
     from mis_sync.pipeline import latest_report, render_report
@@ -256,6 +337,43 @@ def build_parser() -> argparse.ArgumentParser:
     pwd.add_argument("--actor", help="who is exporting (default: the OS user)")
     pwd.add_argument("--directory-url")
     pwd.set_defaults(func=cmd_passwords)
+
+    imp = sub.add_parser("import-users", help="Link mode: import existing accounts from a CSV file")
+    imp.add_argument("establishment")
+    imp.add_argument("--file", required=True, help="CSV: username, first_name, last_name, role, email, …")
+    imp.add_argument("--directory-url")
+    imp.set_defaults(func=cmd_import_users)
+
+    lrep = sub.add_parser("link-report", help="Link mode: the seven-category table (counts)")
+    lrep.add_argument("establishment")
+    lrep.add_argument("--directory-url")
+    lrep.set_defaults(func=cmd_link_report)
+
+    link = sub.add_parser("link", help="Link mode: admin decisions")
+    link_sub = link.add_subparsers(dest="link_command", required=True)
+    decide = link_sub.add_parser(
+        "decide", help="link, reject, not-in-mis, has-no-account, clear, confirm-likely"
+    )
+    decide.add_argument("establishment")
+    decide.add_argument(
+        "decision", choices=["link", "reject", "not-in-mis", "has-no-account", "clear", "confirm-likely"]
+    )
+    decide.add_argument("--username")
+    decide.add_argument("--mis-id")
+    decide.add_argument("--person-kind", choices=["pupil", "staff", "contact"])
+    decide.add_argument("--note")
+    decide.add_argument("--actor")
+    decide.add_argument("--directory-url")
+    decide.set_defaults(func=cmd_link_decide)
+
+    ren = sub.add_parser("rename-user", help="rename a user (audit-logged; the old name stays reserved)")
+    ren.add_argument("establishment")
+    ren.add_argument("old")
+    ren.add_argument("new")
+    ren.add_argument("--reason", required=True)
+    ren.add_argument("--actor")
+    ren.add_argument("--directory-url")
+    ren.set_defaults(func=cmd_rename_user)
 
     rep = sub.add_parser("report", help="print the latest run report for an establishment")
     rep.add_argument("establishment")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mis_sync.linking.settings import LinkThresholds, LinkWeights
 from mis_sync.passwords import PasswordPolicies
 from mis_sync.usernames import (
     ROLES,
@@ -122,6 +123,15 @@ class SafetyLimits(_Strict):
     records in error, so one bad row in a tiny school is quarantined rather than stopping the run."""
 
 
+class LinkConfig(_Strict):
+    """Link mode: existing accounts (``misync import-users``) are matched to MIS records."""
+
+    thresholds: LinkThresholds = LinkThresholds()
+    weights: LinkWeights = LinkWeights()
+    auto_link_likely: bool = False
+    """Off: an admin confirms likely matches (a wrong link overwrites a child's names and groups)."""
+
+
 class DirectoryConfig(_Strict):
     connection_id: str = "misync_directory"
 
@@ -155,6 +165,7 @@ class Establishment(_Strict):
     owner: str = "school-it"
     tags: tuple[str, ...] = ()
     directory: DirectoryConfig = DirectoryConfig()
+    link: LinkConfig = LinkConfig()
     usernames: UsernamePolicies = UsernamePolicies()
     display_names: DisplayNamePolicies = DisplayNamePolicies()
     passwords: PasswordPolicies = PasswordPolicies()
@@ -176,13 +187,6 @@ class Establishment(_Strict):
 
         if not croniter.is_valid(value):
             raise ValueError(f"not a valid cron expression: {value!r}")
-        return value
-
-    @field_validator("mode")
-    @classmethod
-    def _link_mode_not_yet(cls, value: str) -> str:
-        if value == "link":
-            raise ValueError("mode 'link' is not available in this release; use 'create'")
         return value
 
     @property

@@ -122,7 +122,7 @@ def run_context(config: Establishment, run_id: str, *, with_keys: bool = False) 
     from mis_sync.pipeline import RunContext
 
     keys = None
-    if with_keys and config.passwords.issue_initial:
+    if with_keys and config.passwords.issue_initial and config.mode == "create":
         keys = keys_from_connection(from_airflow(config.passwords.key_connection_id))
     return RunContext(
         establishment=config,
@@ -197,11 +197,14 @@ def build_dag(config: Establishment, source: Path) -> DAG:
                 raise AirflowSkipException(outcome["skipped_reason"])
             return outcome
 
-        @task.branch
+        @task.branch(trigger_rule="none_failed")
         def brake() -> str:
-            """Held suspensions/deletions go to a human; otherwise straight to the report."""
-            held = get_current_context()["ti"].xcom_pull(task_ids="plan")["users_held"]
-            return APPROVAL_TASK if held else "report"
+            """Held suspensions/deletions go to a human; otherwise (or after a dry run or a skipped
+            apply, when nothing was applied) straight to the report."""
+            context = get_current_context()
+            applied = context["ti"].xcom_pull(task_ids="apply")
+            held = context["ti"].xcom_pull(task_ids="plan")["users_held"]
+            return APPROVAL_TASK if held and applied and not context["params"]["dry_run"] else "report"
 
         approve = ApprovalOperator(
             task_id=APPROVAL_TASK,

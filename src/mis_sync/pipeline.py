@@ -28,6 +28,7 @@ from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
 from mis_sync.errors import SetupError
+from mis_sync.model import Extract
 from mis_sync.plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,15 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     changes the brake held (re-planned against the directory as the first apply left it)."""
     extract = storage.read_extract(ctx.folder / "validated")
     quarantined = storage.read_table(ctx.folder / "validated", "quarantined")
+    links, link_counts = _link(ctx, extract) if ctx.establishment.mode == "link" else _refuse_unlinked(ctx)
     state = load_state(ctx.engine, ctx.establishment.id)
     plan = make_plan(
-        extract, state, ctx.establishment, approve_suspensions=approve_suspensions, quarantined=quarantined
+        extract,
+        state,
+        ctx.establishment,
+        approve_suspensions=approve_suspensions,
+        quarantined=quarantined,
+        links=links,
     )
     out = ctx.stage_folder(name)
     tables = [storage.write_table(out, table, getattr(plan, table)) for table in PLAN_TABLES]
@@ -123,6 +130,7 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
         "base_revision": plan.base_revision,
         "snapshot_at": plan.snapshot_at.isoformat(),
         "desired_by_role": {str(k): int(v) for k, v in desired.items()},
+        "link": link_counts,
         "tables": tables,
     }
     storage.write_json(out, "plan.json", summary)
@@ -138,6 +146,39 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     if plan.held_reason:
         log.warning("%s", plan.held_reason)
     return summary
+
+
+def _link(ctx: RunContext, extract: Extract) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Link mode: match the imported existing users to the extract, honouring admin decisions."""
+    from mis_sync.directory.identity_store import load_existing_users
+    from mis_sync.linking import load_decisions, report_counts, run_matching, save_link_state
+
+    est = ctx.establishment
+    existing = load_existing_users(ctx.engine, est.id)
+    if existing.empty:
+        raise SetupError(f"Link mode: no existing users imported for {est.id}; run `misync import-users`")
+    result = run_matching(
+        existing,
+        extract,
+        load_decisions(ctx.engine, est.id),
+        est.link.thresholds,
+        weights=est.link.weights,
+        auto_link_likely=est.link.auto_link_likely,
+    )
+    save_link_state(ctx.engine, est.id, result.links, ctx.run_id)
+    counts = report_counts(result)
+    log.info("link: %s", counts)
+    return result.links[result.links["category"] == "linked"], counts
+
+
+def _refuse_unlinked(ctx: RunContext) -> tuple[None, dict[str, int]]:
+    """Link → Create is refused while matches still wait for an admin (likely, possible, not matched)."""
+    from mis_sync.linking import check_link_to_create, link_report, load_link_state
+
+    state = load_link_state(ctx.engine, ctx.establishment.id)
+    if not state.empty:
+        check_link_to_create(link_report(state))
+    return None, {}
 
 
 def read_plan(folder: storage.StoragePath) -> Plan:
@@ -178,7 +219,7 @@ def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
 def _initial_passwords(ctx: RunContext) -> InitialPasswords | None:
     """Policies and keys for new accounts' passwords; a missing key fails before anything is written."""
     policies = ctx.establishment.passwords
-    if not policies.issue_initial:
+    if not policies.issue_initial or ctx.establishment.mode == "link":  # Link mode creates no accounts
         return None
     if ctx.credential_keys is None:
         raise SetupError(

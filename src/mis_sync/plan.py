@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from mis_sync import brake
-from mis_sync.accounts import as_of_day, desired_users, parent_notes, plan_users
+from mis_sync.accounts import as_of_day, desired_users, parent_notes, plan_linked_users, plan_users
 from mis_sync.config import Establishment
 from mis_sync.directory_state import (  # noqa: F401  (re-exported for callers of mis_sync.plan)
     GROUP_FIELDS,
@@ -184,13 +184,21 @@ def make_plan(
     *,
     approve_suspensions: bool = False,
     quarantined: pd.DataFrame | None = None,
+    links: pd.DataFrame | None = None,
 ) -> Plan:
+    """``links`` (Link mode): the matching run's ``linked`` rows; only those accounts are managed."""
     if reason := older_snapshot_reason(extract.snapshot_at, state.last_snapshot_at):
         return empty_plan(state, extract.snapshot_at, reason)
     as_of = as_of_day(extract)
     wanted_users = desired_users(extract, config)
     held_people, held_groups = held_records(quarantined)
-    users = plan_users(wanted_users, state, config, as_of, held_people)
+    if config.mode == "link":
+        if links is None:
+            raise ValueError("Link mode needs the matching run's links")
+        users = plan_linked_users(wanted_users, links, state)
+        wanted_users = wanted_users.merge(links[USER_KEY].astype("string"), on=USER_KEY, how="inner")
+    else:
+        users = plan_users(wanted_users, state, config, as_of, held_people)
     held_reason = None
     if not approve_suspensions and len(users):
         active = state.users[state.users["status"] == "active"]

@@ -103,7 +103,10 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     demo: dict[str, Any], capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     first = _run()
-    assert _states(first) == dict.fromkeys(["extract", "validate", "plan", "apply", "report"], "success")
+    assert _states(first) == {
+        **dict.fromkeys(["extract", "validate", "plan", "apply", "brake", "report"], "success"),
+        **dict.fromkeys(["approve_held_changes", "apply_approved"], "skipped"),
+    }
     with demo["engine"].connect() as connection:
         users = connection.execute(select(func.count()).select_from(User)).scalar_one()
     assert users > 1000

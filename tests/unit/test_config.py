@@ -172,11 +172,19 @@ def test_enabling_microsoft365_is_refused(tmp_path: Path) -> None:
     assert "not available in this release" in message
 
 
-def test_link_mode_is_refused(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, minimal("mode: link\n")))
-    assert "mode: " in message
-    assert "mode 'link' is not available in this release" in message
-    assert "(top level)" not in message
+def test_link_mode_with_thresholds_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, minimal("mode: link\nlink:\n  thresholds: {likely: 0.95, possible: 0.6}\n"))
+    config = load_establishment(path)
+    assert config.mode == "link"
+    assert config.link.thresholds.likely == 0.95
+    assert config.link.auto_link_likely is False
+
+
+def test_link_thresholds_must_be_ordered(tmp_path: Path) -> None:
+    message = load_error(
+        write(tmp_path, minimal("mode: link\nlink:\n  thresholds: {likely: 0.5, possible: 0.8}\n"))
+    )
+    assert "link.thresholds" in message and "possible must not be above likely" in message
 
 
 def test_unknown_mode_is_refused(tmp_path: Path) -> None:
@@ -213,7 +221,7 @@ def test_unreadable_path(tmp_path: Path) -> None:
 
 def test_discover_one_good_one_broken(tmp_path: Path) -> None:
     write(tmp_path, minimal(stem="good-school"), stem="good-school")
-    broken = write(tmp_path, minimal("mode: link\n", stem="broken-school"), stem="broken-school")
+    broken = write(tmp_path, minimal("mode: mirror\n", stem="broken-school"), stem="broken-school")
     (tmp_path / "notes.txt").write_text("not a config")
 
     results = discover(tmp_path)

@@ -272,7 +272,7 @@ def _apply_users(connection: Connection, est: str, plan: Plan, run_id: str, now:
     if users.empty:
         return 0
     key = "user:" + users["person_kind"] + ":" + users["mis_id"]
-    creates = users[users["action"] == "create"]
+    creates = users[users["action"].isin(["create", "link"])]  # link: an existing account joins the MIS
     rows = _records(creates, ["person_kind", "mis_id", "username", *USER_FIELDS])
     for row in rows:
         row.update(establishment_id=est, status="active", created_at=now, updated_at=now)
@@ -319,13 +319,16 @@ def _apply_users(connection: Connection, est: str, plan: Plan, run_id: str, now:
         {
             "entity": "user",
             "entity_key": k,
-            "action": "create",
+            "action": a,
             "field": "username",
             "old_value": None,
             "new_value": u,
             "reason": r,
         }
-        for k, u, r in zip(*_lists(key[creates.index], creates["username"], creates["reason"]), strict=True)
+        for k, a, u, r in zip(
+            *_lists(key[creates.index], creates["action"], creates["username"], creates["reason"]),
+            strict=True,
+        )
     ]
     audits += _field_audits(
         users[users["action"] == "update"], USER_FIELDS, "user", key[users["action"] == "update"]

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, select
 
+from mis_sync.directory.identity_store import reserved_usernames
 from mis_sync.directory.schema import Group, Membership, SyncState, User
 from mis_sync.directory_state import GROUP_FIELDS, USER_FIELDS, DirectoryState
 
@@ -59,7 +60,7 @@ def load_state_in(connection: Connection, establishment_id: str) -> DirectorySta
         memberships=memberships,
         revision=state_row.revision if state_row else 0,
         last_snapshot_at=last_snapshot,
-        all_usernames=set(users["username"].dropna()),
+        all_usernames=set(users["username"].dropna()) | reserved_usernames(connection, establishment_id),
     )
 
 

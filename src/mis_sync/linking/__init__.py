@@ -17,27 +17,39 @@ Public API::
 See ``docs/link-mode.md`` for the CSV format, categories, scoring and decisions.
 """
 
-from mis_sync.linking.categories import LABELS, LinkCategory, link_report, render_link_report, report_counts
-from mis_sync.linking.decisions import (
-    DecisionError,
-    DecisionState,
-    confirmations,
-    effective,
-    load_decisions,
-    load_link_state,
-    record_decision,
-    record_decisions,
-    save_link_state,
-)
-from mis_sync.linking.existing import (
-    ExistingUsersError,
-    existing_users_frame,
-    parse_existing_users,
-    read_existing_users,
-)
-from mis_sync.linking.mode_switch import LinkToCreateRefused, check_link_to_create
-from mis_sync.linking.run import LinkResult, run_matching
-from mis_sync.linking.settings import LinkThresholds, LinkWeights
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+# Loaded on first use (PEP 562): the establishment config imports ``linking.settings`` at DAG parse
+# time, and that must not pull in pandas or rapidfuzz.
+_LAZY = {
+    "DecisionError": "mis_sync.linking.decisions",
+    "DecisionState": "mis_sync.linking.decisions",
+    "ExistingUsersError": "mis_sync.linking.existing",
+    "LABELS": "mis_sync.linking.categories",
+    "LinkCategory": "mis_sync.linking.categories",
+    "LinkResult": "mis_sync.linking.run",
+    "LinkThresholds": "mis_sync.linking.settings",
+    "LinkToCreateRefused": "mis_sync.linking.mode_switch",
+    "LinkWeights": "mis_sync.linking.settings",
+    "check_link_to_create": "mis_sync.linking.mode_switch",
+    "confirmations": "mis_sync.linking.decisions",
+    "effective": "mis_sync.linking.decisions",
+    "existing_users_frame": "mis_sync.linking.existing",
+    "link_report": "mis_sync.linking.categories",
+    "load_decisions": "mis_sync.linking.decisions",
+    "load_link_state": "mis_sync.linking.decisions",
+    "parse_existing_users": "mis_sync.linking.existing",
+    "read_existing_users": "mis_sync.linking.existing",
+    "record_decision": "mis_sync.linking.decisions",
+    "record_decisions": "mis_sync.linking.decisions",
+    "render_link_report": "mis_sync.linking.categories",
+    "report_counts": "mis_sync.linking.categories",
+    "run_matching": "mis_sync.linking.run",
+    "save_link_state": "mis_sync.linking.decisions",
+}
 
 __all__ = [
     "LABELS",
@@ -65,3 +77,10 @@ __all__ = [
     "run_matching",
     "save_link_state",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)
