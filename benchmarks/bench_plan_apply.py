@@ -13,7 +13,9 @@ migration of the empty directory are timed separately and are not part of a goal
 - plan     = ``state.load_state`` + ``plan.make_plan``
 - apply    = ``apply.apply_plan`` (one transaction, audit rows included)
 
-``total_s`` (the goal) = validator import, if the timed run paid it, + validate + plan + apply.
+``plan_apply_s`` (the spine issue's goal: "plan + apply outside Airflow") = plan + apply.
+``total_s`` (information; the trust's goal too) = validator import, if the timed run paid it, +
+validate + plan + apply. Validation on its own has its own goals in ``bench_quality.py``.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ def _stage_metrics(watch: Stopwatch) -> Metrics:
     stages["sync_s"] = round(sync, 4)
     stages["validator_import_s"] = round(watch["validator_import"], 4)
     stages["total_s"] = round(sync + watch["validator_import"], 4)
+    stages["plan_apply_s"] = round(watch["plan"] + watch["apply"], 4)
     return stages
 
 
@@ -315,6 +318,7 @@ SCENARIOS: dict[str, Scenario] = {
             description="large-secondary (~1,800 pupils), first run into an empty SQLite directory",
             run=large_secondary_first,
             report=(
+                ("plan_apply_s", "plan + apply (the issue's goal)", "s"),
                 ("total_s", "validate + plan + apply, cold process", "s"),
                 *IMPORT_ROWS,
                 *STAGES,
@@ -322,25 +326,27 @@ SCENARIOS: dict[str, Scenario] = {
                 ("writes", "directory writes", ""),
                 ("peak_rss_mib", "peak RSS of the process", "MiB"),
             ),
-            goals=(Goal("total_s", "<=", 5),),
+            goals=(Goal("plan_apply_s", "<=", 5),),
         ),
         Scenario(
             name="large-secondary-rerun",
             description="large-secondary, same extract 1 hour later: nothing to change",
             run=large_secondary_rerun,
             report=(
+                ("plan_apply_s", "plan + apply (the issue's goal)", "s"),
                 ("total_s", "validate + plan + apply (validator already imported)", "s"),
                 *STAGES,
                 ("writes", "directory writes", ""),
                 ("plan_changes", "planned changes", ""),
             ),
-            goals=(Goal("total_s", "<=", 2), Goal("writes", "==", 0)),
+            goals=(Goal("plan_apply_s", "<=", 2), Goal("writes", "==", 0)),
         ),
         Scenario(
             name="mat",
             description="multi-academy trust: ~90 schools, ~50k pupils, one SQLite directory",
             run=mat_trust,
             report=(
+                ("plan_apply_s", "plan + apply, all schools (the issue's goal)", "s"),
                 ("total_s", "validate + plan + apply, all schools", "s"),
                 *IMPORT_ROWS,
                 *STAGES,
@@ -352,7 +358,11 @@ SCENARIOS: dict[str, Scenario] = {
                 ("writes", "directory writes", ""),
                 ("peak_rss_mib", "peak RSS of the process", "MiB"),
             ),
-            goals=(Goal("total_s", "<=", 60), Goal("peak_rss_mib", "<=", 2048)),
+            goals=(
+                Goal("plan_apply_s", "<=", 60),
+                Goal("total_s", "<=", 60),
+                Goal("peak_rss_mib", "<=", 2048),
+            ),
             repeats=1,
         ),
         Scenario(

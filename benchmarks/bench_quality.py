@@ -7,13 +7,13 @@ validation definitions. Generating the synthetic data is timed separately and is
 
 Scenarios:
 
-- ``large-secondary``: one ~1,800-pupil school. ``validate_s`` = the first ``check_extract`` in the
+- ``quality-large-secondary``: one ~1,800-pupil school. ``validate_s`` = the first ``check_extract`` in the
   process (GE import and set-up included; goal <= 5 s); ``warm_s`` = the median of three more calls
   (a long-lived worker, or the second school of a process).
-- ``mat``: the trust's 90 schools (~50k pupils, ~400k memberships) in one ``check_extracts`` call:
+- ``quality-mat``: the trust's 90 schools (~50k pupils, ~400k memberships) in one ``check_extracts`` call:
   rules per school, then ONE Great Expectations batch per entity for all schools (GE's fixed cost
   per expectation, ~10 ms, is paid once instead of 90 times). Goal <= 60 s, GE import included.
-- ``mat-one-by-one``: the same 90 schools through ``check_extract`` one after the other in one
+- ``quality-mat-one-by-one``: the same 90 schools through ``check_extract`` one after the other in one
   process, for comparison (no goal; GE's per-run overhead dominates). Each school's own DAG run does
   this once, in its own task.
 """
@@ -112,7 +112,7 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
         Scenario(
-            name="large-secondary",
+            name="quality-large-secondary",
             description="large-secondary (~1,800 pupils): check_extract in a fresh process",
             run=large_secondary,
             report=(
@@ -126,7 +126,7 @@ SCENARIOS: dict[str, Scenario] = {
             goals=(Goal("validate_s", "<=", 5),),
         ),
         Scenario(
-            name="mat",
+            name="quality-mat",
             description="trust of 90 schools: check_extracts, one GE batch per entity for all schools",
             run=mat_batched,
             report=(
@@ -140,7 +140,7 @@ SCENARIOS: dict[str, Scenario] = {
             goals=(Goal("validate_s", "<=", 60),),
         ),
         Scenario(
-            name="mat-one-by-one",
+            name="quality-mat-one-by-one",
             description="the same 90 schools through check_extract one after the other (comparison)",
             run=mat_one_by_one,
             report=(

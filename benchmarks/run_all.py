@@ -17,12 +17,14 @@ from pathlib import Path
 
 import bench_dag_parse
 import bench_plan_apply
+import bench_quality
 from common import all_good, busy_warning, machine, machine_line, markdown_table, run_scenario
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = {
     bench_plan_apply.__file__: bench_plan_apply.SCENARIOS,
     bench_dag_parse.__file__: bench_dag_parse.SCENARIOS,
+    bench_quality.__file__: bench_quality.SCENARIOS,
 }
 
 
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         for script, group in SCRIPTS.items()
         for name, scenario in group.items()
     }
+    if len(every) != sum(len(group) for group in SCRIPTS.values()):
+        raise SystemExit("two benchmark scripts define a scenario with the same name")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, help="repeats per scenario (default: 3, the trust 1)")
     parser.add_argument("--only", action="append", choices=sorted(every), help="run only these scenarios")

@@ -26,8 +26,9 @@ from mis_sync.directory_state import (
     changed_fields,
     empty_frame,
 )
+from mis_sync.display_names import display_names
 from mis_sync.model import EnrolmentStatus, Extract
-from mis_sync.usernames import allocate_usernames, display_names
+from mis_sync.usernames import allocate_usernames
 
 LONDON = "Europe/London"
 

@@ -132,22 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline.validate_stage(ctx)
     plan = pipeline.plan_stage(ctx, approve_suspensions=args.approve_suspensions)
     if args.command == "plan":
-        print(
-            json.dumps(
-                {
-                    k: plan[k]
-                    for k in (
-                        "users_by_role",
-                        "groups",
-                        "memberships",
-                        "users_held",
-                        "skipped_reason",
-                        "held_reason",
-                    )
-                },
-                indent=2,
-            )
-        )
+        keys = ("users_by_role", "held_by_role", "groups", "memberships", "skipped_reason", "held_reason")
+        print(json.dumps({k: plan[k] for k in keys}, indent=2))
+        if args.details:
+            _print_plan_details(ctx.folder / "plan")
         print(f"plan stored in {ctx.folder / 'plan'}")
         return 0
     dry_run = bool(args.dry_run)
@@ -270,6 +258,18 @@ def cmd_rename_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_plan_details(folder: Path) -> None:
+    """Every account change with its reason (usernames and MIS ids; the admin's own terminal)."""
+    from mis_sync.pipeline import read_plan
+
+    users = read_plan(folder).users
+    for row in users.sort_values(["action", "role", "username"]).itertuples():
+        held = " (held for approval)" if row.held else ""
+        fields = f" [{row.changed_fields}]" if row.changed_fields else ""
+        who = f"{row.action:<8} {row.role:<19} {row.username or '-':<24} {row.mis_id:<12}"
+        print(f"{who} {row.reason}{fields}{held}")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mis_sync.directory.db import make_engine, migrate
     from mis_sync.pipeline import latest_report, render_report
@@ -319,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument("--approve-suspensions", action="store_true")
         if name == "run":
             run.add_argument("--dry-run", action="store_true")
+        else:
+            run.add_argument("--details", action="store_true", help="list every account change and why")
         run.set_defaults(func=cmd_run)
 
     data = sub.add_parser("check-data", help="run the data-quality checks on an export (exit 1 on errors)")

@@ -13,16 +13,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from mis_sync.config import Establishment, UsernamePolicies
+from mis_sync.display_names import DisplayNamePolicies, DisplayNamePolicy, display_names
 from mis_sync.usernames import (
     CollisionPolicy,
-    DisplayNamePolicies,
-    DisplayNamePolicy,
     UsernamePolicy,
     academic_year_start,
     allocate,
     allocate_usernames,
     base_username,
-    display_names,
     fold_name,
     year_of_entry,
 )

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, sele
 
 from mis_sync.directory.credentials import Credential, store_initial_passwords
 from mis_sync.directory.schema import AuditEntry, Group, Membership, SyncState, User
-from mis_sync.directory.state import _utc
+from mis_sync.directory.state import _utc, query_frame, user_ids
 from mis_sync.errors import StalePlanError
 from mis_sync.passwords import PasswordPolicies, generate_passwords
 from mis_sync.plan import GROUP_FIELDS, USER_FIELDS, Plan, older_snapshot_reason
@@ -166,15 +166,7 @@ def _apply_credentials(
     fresh = users[users["action"].isin(["create", "restore"])]
     if fresh.empty:
         return
-    ids = pd.DataFrame(
-        [
-            tuple(row)
-            for row in connection.execute(
-                select(User.id, User.person_kind, User.mis_id).where(User.establishment_id == est)
-            ).all()
-        ],
-        columns=["user_id_db", "person_kind", "mis_id"],
-    ).astype({"person_kind": "string", "mis_id": "string"})
+    ids = user_ids(connection, est).rename(columns={"user_id": "user_id_db"})
     fresh = fresh.merge(ids, on=["person_kind", "mis_id"])
     for role, rows in fresh.groupby("role"):
         policy = passwords.policies.for_role(str(role))
@@ -359,27 +351,14 @@ def _apply_memberships(connection: Connection, est: str, plan: Plan, run_id: str
     memberships = plan.memberships
     if memberships.empty:
         return 0
-    # Rows as plain tuples: pandas probes each row with hasattr, slow on SQLAlchemy Rows (state._frame).
-    group_ids = pd.DataFrame(
-        [
-            tuple(row)
-            for row in connection.execute(
-                select(Group.id, Group.mis_id, Group.academic_year).where(Group.establishment_id == est)
-            ).all()
-        ],
-        columns=["group_id", "group_mis_id", "academic_year"],
-    ).astype({"group_mis_id": "string", "academic_year": "string"})
-    user_ids = pd.DataFrame(
-        [
-            tuple(row)
-            for row in connection.execute(
-                select(User.id, User.person_kind, User.mis_id).where(User.establishment_id == est)
-            ).all()
-        ],
-        columns=["user_id", "person_kind", "person_mis_id"],
-    ).astype({"person_kind": "string", "person_mis_id": "string"})
+    group_ids = query_frame(
+        connection,
+        select(Group.id, Group.mis_id, Group.academic_year).where(Group.establishment_id == est),
+        ["group_id", "group_mis_id", "academic_year"],
+    )
+    users = user_ids(connection, est).rename(columns={"mis_id": "person_mis_id"})
     resolved = memberships.merge(group_ids, on=["group_mis_id", "academic_year"]).merge(
-        user_ids, on=["person_kind", "person_mis_id"]
+        users, on=["person_kind", "person_mis_id"]
     )
     if len(resolved) != len(memberships):
         raise RuntimeError(
