@@ -54,7 +54,7 @@ demo: airflow-init
 
 # airflow standalone: scheduler, DAG processor, API server and triggerer on SQLite, this repo's DAGs.
 ui: airflow-init
-	$(BIN)/airflow standalone
+	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 test: install
 	$(BIN)/ruff check .

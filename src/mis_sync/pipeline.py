@@ -251,6 +251,7 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
     report = {
         "establishment": ctx.establishment.id,
         "run_id": ctx.run_id,
+        "run_folder": str(ctx.folder),
         "outcome": outcome,
         "skipped_reason": (applied or {}).get("skipped_reason") or plan.get("skipped_reason"),
         "held_reason": None if approved else plan.get("held_reason"),
@@ -353,7 +354,8 @@ def render_report(report: dict[str, Any]) -> str:
         f"  groups:       {fmt(report['groups'])}",
         f"  memberships:  {fmt(report['memberships'])}",
         f"  quarantined:  {fmt(report['quarantined'])}",
-        f"  findings:     {fmt(report.get('findings', {}))}  (validated/findings.html in the run folder)",
+        f"  findings:     {fmt(report.get('findings', {}))}",
+        f"  data manager's report: {report.get('run_folder', 'the run folder')}/validated/findings.html",
         *([f"  notes:        {fmt(report['notes'])}"] if report.get("notes") else []),
         f"  directory writes: {report['writes']}",
     ]

@@ -68,3 +68,47 @@ def test_check_config_flags_a_broken_file(tmp_path: Path, capsys) -> None:  # ty
     assert main(["check-config", str(broken), str(REPO / "include/establishments/demo-academy.yaml")]) == 1
     out = capsys.readouterr().out
     assert "ERROR" in out and "laestab" in out and "ok    " in out
+
+
+def test_passwords_export_writes_every_new_account_and_is_audited(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    from cryptography.fernet import Fernet
+    from sqlalchemy import select
+
+    from mis_sync.directory.db import make_engine
+    from mis_sync.directory.schema import AuditEntry
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps({"conn_type": "generic", "password": key})
+    )
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    config = str(REPO / "include" / "establishments" / "demo-academy.yaml")
+    assert (
+        main(["run", config, "--input", str(TINY), "--directory-url", url, "--work-dir", str(tmp_path)]) == 0
+    )
+    out_file = tmp_path / "passwords.csv"
+    capsys.readouterr()
+    assert (
+        main(["passwords", config, "--out", str(out_file), "--directory-url", url, "--actor", "it-admin"])
+        == 0
+    )
+    assert "exported 8 initial password(s)" in capsys.readouterr().out
+    rows = list(csv.DictReader(out_file.open(encoding="utf-8")))
+    assert len(rows) == 8
+    assert (out_file.stat().st_mode & 0o077) == 0, "owner-only file"
+    with make_engine(url).connect() as connection:
+        exports = (
+            connection.execute(select(AuditEntry.reason).where(AuditEntry.action == "export")).scalars().all()
+        )
+    assert len(exports) == 1 and "it-admin" in exports[0]
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY",
+        json.dumps({"conn_type": "generic", "password": Fernet.generate_key().decode()}),
+    )
+    assert main(["passwords", config, "--out", str(tmp_path / "x.csv"), "--directory-url", url]) == 2
+    assert not (tmp_path / "x.csv").exists(), "a wrong key writes nothing"
