@@ -19,8 +19,7 @@ See ``docs/link-mode.md`` for the CSV format, categories, scoring and decisions.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from mis_sync.lazy import lazy_attributes
 
 # Loaded on first use (PEP 562): the establishment config imports ``linking.settings`` at DAG parse
 # time, and that must not pull in pandas or rapidfuzz.
@@ -79,8 +78,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -20,8 +20,9 @@ only on the first check, so the Alembic environment and DAG files can import ``q
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mis_sync.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from mis_sync.quality.breakers import QualityStop
@@ -55,8 +56,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
