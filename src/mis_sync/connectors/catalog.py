@@ -26,6 +26,27 @@ CATALOGUE: dict[str, SourceEntry] = {
             implementation="mis_sync.connectors.file_drop:FileDropConnector",
             provides=_ALL,
         ),
+        SourceEntry(
+            type="sds_uk",
+            title=(
+                "Microsoft School Data Sync, SDS UK CSV "
+                "(School/Section/Student/StudentEnrollment/Teacher/TeacherRoster)"
+            ),
+            implementation="mis_sync.connectors.sds:SdsUkConnector",
+            provides=frozenset({"pupils", "staff", "groups", "memberships"}),
+        ),
+        SourceEntry(
+            type="sds_v2_1",
+            title="Microsoft School Data Sync v2.1 CSV (orgs, users, roles, classes, enrollments, …)",
+            implementation="mis_sync.connectors.sds:SdsV21Connector",
+            provides=_ALL,
+        ),
+        SourceEntry(
+            type="oneroster_csv",
+            title="OneRoster 1.1 CSV (bulk)",
+            implementation="mis_sync.connectors.oneroster_csv:OneRosterCsvConnector",
+            provides=_ALL,
+        ),
     )
 }
 
