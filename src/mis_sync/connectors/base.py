@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from upath import UPath
+
 from mis_sync.connections import ConnectionInfo
 from mis_sync.errors import ExtractError
 from mis_sync.model import Extract
@@ -21,6 +23,18 @@ class Connector(ABC):
     def __init__(self, connection: ConnectionInfo, options: Mapping[str, Any]) -> None:
         self.connection = connection
         self.options = dict(options)
+
+    def folder(self) -> UPath:
+        """Where a file-based source lands: ``mis.options.path``, the connection's ``extra.path`` or
+        host; any fsspec URL (``s3://``…) with ``extra.storage_options`` for its credentials."""
+        location = self.options.get("path") or self.connection.extra.get("path") or self.connection.host
+        if not location:
+            raise ExtractError(
+                f"connection {self.connection.conn_id!r}: no folder given "
+                "(set extra.path on the connection or mis.options.path)"
+            )
+        storage_options: dict[str, Any] = dict(self.connection.extra.get("storage_options", {}))
+        return UPath(str(location), **storage_options)
 
     @abstractmethod
     def extract(self, *, full: bool = True) -> Extract:

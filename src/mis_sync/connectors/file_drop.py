@@ -8,7 +8,6 @@ in ``include/mis_schemas/file_drop.yaml``. The folder may be local or any fsspec
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pandas as pd
 from upath import UPath
@@ -23,16 +22,6 @@ OPTIONAL_ENTITIES = frozenset({"contacts", "relationships"})
 
 class FileDropConnector(Connector):
     type = "file_drop"
-
-    def folder(self) -> UPath:
-        location = self.options.get("path") or self.connection.extra.get("path") or self.connection.host
-        if not location:
-            raise ExtractError(
-                f"connection {self.connection.conn_id!r}: no folder given "
-                "(set extra.path on the connection or mis.options.path)"
-            )
-        storage_options: dict[str, Any] = dict(self.connection.extra.get("storage_options", {}))
-        return UPath(str(location), **storage_options)
 
     def extract(self, *, full: bool = True) -> Extract:
         mapping = load_mapping(self.type)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -47,13 +48,18 @@ def load_mapping(source: str) -> SourceMapping:
         mapping = SourceMapping.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ExtractError(f"{path}: field mapping cannot be loaded ({type(exc).__name__})") from None
+    check_mapping(path, mapping)
+    return mapping
+
+
+def check_mapping(path: Path, mapping: SourceMapping) -> None:
+    """Every mapped entity and column must exist in the canonical model (a typo fails loudly)."""
     for entity, entity_mapping in mapping.entities.items():
         if entity not in ENTITIES:
             raise ExtractError(f"{path}: entities.{entity}: not a canonical entity")
         unknown = set(entity_mapping.columns.values()) - set(ENTITIES[entity].column_names)
         if unknown:
             raise ExtractError(f"{path}: entities.{entity}: unknown canonical columns {sorted(unknown)}")
-    return mapping
 
 
 _WORDS = {

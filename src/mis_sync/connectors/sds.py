@@ -18,7 +18,6 @@ Errors name the file, the column and the line, never a value.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
 
 import pandas as pd
 import yaml
@@ -27,8 +26,8 @@ from upath import UPath
 
 from mis_sync.connectors.base import Connector, ExtractError
 from mis_sync.connectors.file_drop import _read_csv
-from mis_sync.connectors.mapping import SourceMapping, apply_mapping
-from mis_sync.model import ENTITIES, Extract
+from mis_sync.connectors.mapping import SourceMapping, apply_mapping, check_mapping
+from mis_sync.model import Extract
 from mis_sync.paths import mis_schemas_dir
 
 
@@ -63,12 +62,7 @@ def load_format(source: str) -> FormatSpec:
         mapping = SourceMapping.model_validate(data)
     except (OSError, yaml.YAMLError, ValidationError, KeyError, AttributeError, TypeError) as exc:
         raise ExtractError(f"{path}: field mapping cannot be loaded ({type(exc).__name__})") from None
-    for entity, entity_mapping in mapping.entities.items():
-        if entity not in ENTITIES:
-            raise ExtractError(f"{path}: entities.{entity}: not a canonical entity")
-        unknown = set(entity_mapping.columns.values()) - set(ENTITIES[entity].column_names)
-        if unknown:
-            raise ExtractError(f"{path}: entities.{entity}: unknown canonical columns {sorted(unknown)}")
+    check_mapping(path, mapping)
     for key, spec in files.items():
         unknown_logical = set(spec.required_columns) - set(spec.columns)
         if unknown_logical:
@@ -83,16 +77,6 @@ class CsvFolderConnector(Connector):
 
     type = "csv_folder"
     title = "CSV folder"
-
-    def folder(self) -> UPath:
-        location = self.options.get("path") or self.connection.extra.get("path") or self.connection.host
-        if not location:
-            raise ExtractError(
-                f"connection {self.connection.conn_id!r}: no folder given "
-                "(set extra.path on the connection or mis.options.path)"
-            )
-        storage_options: dict[str, Any] = dict(self.connection.extra.get("storage_options", {}))
-        return UPath(str(location), **storage_options)
 
     def read_files(self, spec: FormatSpec) -> tuple[UPath, dict[str, pd.DataFrame | None]]:
         folder = self.folder()
