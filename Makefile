@@ -14,6 +14,14 @@ DEMO_ID := demo-academy
 DEMO_DROP := $(AIRFLOW_HOME)/mis-drop/$(DEMO_ID)
 DEMO_DIRECTORY := $(AIRFLOW_HOME)/misync-directory.db
 DEMO_LOG := $(AIRFLOW_HOME)/demo-run.log
+EMULATOR_PORT := 18765
+EMULATOR_STATE := $(AIRFLOW_HOME)/graph-emulator-state.json
+EMULATOR_CONN_EXTRA := {"tenant_id": "00000000-0000-0000-0000-000000000000", "allowed_hosts": \
+	"graph.microsoft.com", "base_url": "http://127.0.0.1:$(EMULATOR_PORT)/v1.0/"}
+EMULATOR_CONN := {"conn_type": "msgraph", "login": "demo-client-id", "password": "demo-secret", \
+	"extra": $(EMULATOR_CONN_EXTRA)}
+EMULATOR := $(BIN)/python -m mis_sync.fakes.serve graph --port $(EMULATOR_PORT) \
+	--auto-users-domain demo-academy.example --state-file $(EMULATOR_STATE)
 
 .PHONY: install airflow-init demo ui test lint format benchmark clean
 
@@ -39,13 +47,20 @@ airflow-init: install
 		--conn-extra '{"path": "$(DEMO_DROP)"}' > /dev/null
 	$(BIN)/airflow connections add misync_directory --conn-type generic \
 		--conn-extra '{"sqlalchemy_url": "sqlite:///$(DEMO_DIRECTORY)"}' > /dev/null
+	-$(BIN)/airflow connections delete msgraph_demo > /dev/null 2>&1
+	$(BIN)/airflow connections add msgraph_demo --conn-type msgraph --conn-login demo-client-id \
+		--conn-password demo-secret --conn-extra '$(EMULATOR_CONN_EXTRA)' > /dev/null
+	$(BIN)/airflow pools set misync_graph 4 "Concurrent Microsoft Graph sync tasks" > /dev/null
 
 demo: airflow-init
 	$(BIN)/misync generate --profile secondary --seed 42 --out $(DEMO_DROP) \
 		--establishment-id $(DEMO_ID) --laestab 8814001
+	@echo "Starting a LOCAL EMULATOR of Microsoft Graph on port $(EMULATOR_PORT) (not a real tenant) ..."
+	$(EMULATOR) > $(AIRFLOW_HOME)/graph-emulator.log 2>&1 & echo $$! > $(AIRFLOW_HOME)/graph-emulator.pid
 	@echo "Running DAG mis_sync__demo_academy end to end through the Airflow CLI (log: $(DEMO_LOG)) ..."
-	$(BIN)/airflow dags test mis_sync__demo_academy > $(DEMO_LOG) 2>&1 \
-		|| (tail -n 40 $(DEMO_LOG); exit 1)
+	AIRFLOW_CONN_MSGRAPH_DEMO='$(EMULATOR_CONN)' $(BIN)/airflow dags test mis_sync__demo_academy > $(DEMO_LOG) 2>&1 \
+		|| (kill $$(cat $(AIRFLOW_HOME)/graph-emulator.pid); tail -n 40 $(DEMO_LOG); exit 1)
+	kill $$(cat $(AIRFLOW_HOME)/graph-emulator.pid)
 	@echo
 	$(BIN)/misync report $(DEMO_ID)
 	@echo
@@ -54,7 +69,8 @@ demo: airflow-init
 
 # airflow standalone: scheduler, DAG processor, API server and triggerer on SQLite, this repo's DAGs.
 ui: airflow-init
-	PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
+	$(EMULATOR) > $(AIRFLOW_HOME)/graph-emulator.log 2>&1 & trap "kill $$!" EXIT; \
+		PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 test: install
 	$(BIN)/ruff check .

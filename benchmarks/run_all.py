@@ -15,9 +15,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import bench_classroom
 import bench_dag_parse
 import bench_plan_apply
 import bench_quality
+import bench_targets
 from common import all_good, busy_warning, machine, machine_line, markdown_table, run_scenario
 
 HERE = Path(__file__).resolve().parent
@@ -25,6 +27,8 @@ SCRIPTS = {
     bench_plan_apply.__file__: bench_plan_apply.SCENARIOS,
     bench_dag_parse.__file__: bench_dag_parse.SCENARIOS,
     bench_quality.__file__: bench_quality.SCENARIOS,
+    bench_targets.__file__: bench_targets.SCENARIOS,
+    bench_classroom.__file__: bench_classroom.SCENARIOS,
 }
 
 

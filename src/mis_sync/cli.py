@@ -270,6 +270,13 @@ def _print_plan_details(folder: Path) -> None:
         print(f"{who} {row.reason}{fields}{held}")
 
 
+def cmd_sources(_args: argparse.Namespace) -> int:
+    from mis_sync.connectors.routes import render_sources
+
+    print(render_sources())
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mis_sync.directory.db import make_engine, migrate
     from mis_sync.pipeline import latest_report, render_report
@@ -377,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("--directory-url")
     ren.set_defaults(func=cmd_rename_user)
 
+    sub.add_parser("sources", help="the supported MISs, their routes and what each provides").set_defaults(
+        func=cmd_sources
+    )
     rep = sub.add_parser("report", help="print the latest run report for an establishment")
     rep.add_argument("establishment")
     rep.add_argument("--directory-url")

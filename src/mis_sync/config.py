@@ -20,6 +20,7 @@ from mis_sync.display_names import (
 )
 from mis_sync.linking.settings import LinkThresholds, LinkWeights
 from mis_sync.passwords import PasswordPolicies
+from mis_sync.targets.settings import TargetsConfig
 from mis_sync.usernames import ROLES, UsernamePolicy, expand_staff_shorthand
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -47,12 +48,29 @@ class MisConfig(_Strict):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        from mis_sync.connectors.catalog import registered_types
+        from mis_sync.connectors.catalog import CATALOGUE
+        from mis_sync.connectors.routes import MIS_CATALOGUE
 
-        known = registered_types()
-        if value not in known:
-            raise ValueError(f"unknown MIS type {value!r}; supported: {', '.join(sorted(known))}")
+        if value not in MIS_CATALOGUE and value not in CATALOGUE:
+            known = sorted(set(MIS_CATALOGUE) | set(CATALOGUE))
+            raise ValueError(
+                f"unknown MIS type {value!r}; supported: {', '.join(known)} (see `misync sources`)"
+            )
         return value
+
+    @model_validator(mode="after")
+    def _route(self) -> MisConfig:
+        from mis_sync.connectors.routes import resolve_route
+
+        resolve_route(self.type, self.via)
+        return self
+
+    @property
+    def source(self) -> str:
+        """The connector type that reads this MIS (``type`` itself, its direct API or ``via``)."""
+        from mis_sync.connectors.routes import resolve_route
+
+        return resolve_route(self.type, self.via)
 
 
 class UsernamePolicies(_Strict):
@@ -135,24 +153,6 @@ class LinkConfig(_Strict):
 
 class DirectoryConfig(_Strict):
     connection_id: str = "misync_directory"
-
-
-class TargetToggle(_Strict):
-    """A fan-out target. Its adapter is not in this release, so it can only be switched off."""
-
-    enabled: bool = False
-
-    @field_validator("enabled")
-    @classmethod
-    def _not_yet(cls, value: bool) -> bool:
-        if value:
-            raise ValueError("this target is not available in this release; set enabled: false")
-        return value
-
-
-class TargetsConfig(_Strict):
-    microsoft365: TargetToggle = TargetToggle()
-    google_classroom: TargetToggle = TargetToggle()
 
 
 class Establishment(_Strict):

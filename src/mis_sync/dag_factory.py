@@ -161,6 +161,11 @@ def build_dag(config: Establishment, source: Path) -> DAG:
             "approve_suspensions": Param(
                 False, type="boolean", description="Apply suspensions held by the safety limit."
             ),
+            "drift_check": Param(
+                False,
+                type="boolean",
+                description="Read live class membership back from each target and repair drift now.",
+            ),
         },
     ) as dag:
 
@@ -234,10 +239,69 @@ def build_dag(config: Establishment, source: Path) -> DAG:
 
         final = report()
         gate = brake()
-        extract() >> validate() >> plan() >> apply() >> gate
+        applied = apply()
+        extract() >> validate() >> plan() >> applied >> gate
         gate >> final
         gate >> approve >> apply_approved() >> final
+        for target in enabled_targets(config):
+            applied >> target_fan_out(config, target, current) >> final
     return dag
+
+
+def enabled_targets(config: Establishment) -> list[str]:
+    """Fan-out targets switched on, side by side (each its own TaskGroup and pool)."""
+    return [name for name in ("microsoft365", "google_classroom") if getattr(config.targets, name).enabled]
+
+
+def target_fan_out(config: Establishment, target: str, current: Any) -> Any:
+    """prepare → sync_chunk (mapped over chunks of classes, in the target's pool) → finish.
+
+    Runs beside the approval branch, on what apply wrote: held suspensions reach the target on the
+    next run. A dry run or a skipped apply skips it.
+    """
+    from airflow.sdk import TaskGroup, task
+
+    settings = getattr(config.targets, target)
+    with TaskGroup(group_id=target, tooltip=f"Fan-out to {target}") as group:
+
+        @task(pool=settings.pool)
+        def prepare() -> list[int]:
+            from mis_sync.targets.stages import prepare_stage
+
+            ctx, params = current()
+            return prepare_stage(ctx, target, force_drift_check=bool(params["drift_check"]))["chunk_ids"]
+
+        @task(pool=settings.pool, max_active_tis_per_dagrun=4)
+        def sync_chunk(chunk: int) -> dict[str, int]:
+            from mis_sync.targets.stages import sync_chunk_stage
+
+            ctx, _ = current()
+            return sync_chunk_stage(ctx, target, chunk)
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def finish(results: Any, chunk_ids: list[int]) -> dict[str, Any]:
+            """Runs when prepare ran (with or without chunks); skipped with it (dry run, skipped apply)."""
+            from mis_sync.storage import read_json
+            from mis_sync.targets.stages import finish_stage
+
+            ctx, _ = current()
+            prepared = read_json(ctx.folder / f"targets-{target}", "prepare.json")
+            chunks = [r for r in (results or []) if r]
+            summary = finish_stage(ctx, target, prepared, chunks)
+            keep = (
+                "writes",
+                "write_requests",
+                "requests",
+                "retries",
+                "throttles",
+                "failed",
+                "unresolved_users",
+            )
+            return {k: summary[k] for k in keep}
+
+        chunk_ids = prepare()
+        finish(sync_chunk.expand(chunk=chunk_ids), chunk_ids)
+    return group
 
 
 def broken_config_dag(errors: list[LoadedConfig]) -> DAG:

@@ -1,4 +1,5 @@
-"""Errors that mean "retrying will not help": the DAG fails these at once instead of retrying.
+"""Errors that mean "retrying will not help" (the DAG fails these at once) and the one that means
+"retry later" (``SourceUnavailableError``, left to the task's retries with backoff).
 
 Import-light (no pandas) so the DAG's retry policy can name them at parse time. Messages name files,
 fields, rules, counts and MIS ids — never names, UPNs, dates of birth, emails or passwords.
@@ -29,3 +30,9 @@ class SetupError(MisSyncError):
 
 class StalePlanError(MisSyncError):
     """The directory changed after the plan was made: re-run the DAG to plan again."""
+
+
+class SourceUnavailableError(MisSyncError, ConnectionError):
+    """The MIS (or an aggregator) kept answering 429/5xx or timing out after every retry: an outage,
+    not bad data. Deliberately not a ``DataError``: the task's own retries, minutes apart, help here.
+    The message names the source and endpoint."""

@@ -23,6 +23,7 @@ from mis_sync.accounts import desired_users
 from mis_sync.config import Establishment
 from mis_sync.connections import ConnectionInfo
 from mis_sync.connectors import connector_for
+from mis_sync.connectors.delta import DeltaConnector, load_delta_state, save_delta_state
 from mis_sync.directory.apply import InitialPasswords, apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import SyncRun
@@ -62,11 +63,31 @@ class RunContext:
 
 def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
     mis = ctx.establishment.mis
-    connector = connector_for(mis.type, ctx.source, mis.options)
-    extract = connector.extract(full=full)
+    connector = connector_for(mis.source, ctx.source, mis.options)
+    mode = {"mode": "full", "reason": "the source has no delta"}
+    if isinstance(connector, DeltaConnector):
+        # the last complete snapshot and the source's cursor live beside the run folders, per school
+        state_folder = ctx.folder.parent / "delta-state"
+        state_folder.mkdir(parents=True, exist_ok=True)
+        result = connector.extract_delta(None if full else load_delta_state(state_folder), full=full)
+        extract = result.extract
+        save_delta_state(state_folder, result.state)
+        mode = {"mode": result.mode, "reason": result.reason}
+    else:
+        extract = connector.extract(full=full)
     manifest = storage.write_extract(ctx.stage_folder("extract"), extract)
-    log.info("extracted %s", extract.counts())
-    return {"folder": str(ctx.folder), "snapshot_at": manifest["snapshot_at"], "tables": manifest["tables"]}
+    log.info(
+        "extracted %s (%s read%s)",
+        extract.counts(),
+        mode["mode"],
+        f": {mode['reason']}" if mode["reason"] else "",
+    )
+    return {
+        "folder": str(ctx.folder),
+        "snapshot_at": manifest["snapshot_at"],
+        "tables": manifest["tables"],
+        **mode,
+    }
 
 
 def validate_stage(ctx: RunContext) -> dict[str, Any]:
@@ -268,12 +289,25 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
         "snapshot_at": plan["snapshot_at"],
         "last_successful_sync": status.get("last_success_at"),
         "last_sync_from_mis": status.get("data_changed_at"),
+        "targets": _target_summaries(ctx),
     }
     storage.write_json(ctx.folder, "report.json", report)
     _record_run(ctx.engine, report)
     for line in render_report(report).splitlines():
         log.info("%s", line)
     return report
+
+
+def _target_summaries(ctx: RunContext) -> dict[str, Any]:
+    """Each fan-out target's counts this run (requests, writes, retries, throttles, unresolved users)."""
+    from mis_sync.targets.stages import TARGETS
+
+    found = {}
+    for target in TARGETS:
+        summary = _read_optional(ctx.folder / f"targets-{target}", "summary.json")
+        if summary is not None:
+            found[target] = summary
+    return found
 
 
 def _role_counts(plan: dict[str, Any], approved: dict[str, Any] | None) -> dict[str, dict[str, int]]:
@@ -359,4 +393,11 @@ def render_report(report: dict[str, Any]) -> str:
         *([f"  notes:        {fmt(report['notes'])}"] if report.get("notes") else []),
         f"  directory writes: {report['writes']}",
     ]
+    for target, t in report.get("targets", {}).items():
+        lines.append(
+            f"  {target}: {t['writes']} writes in {t['write_requests']} write requests "
+            f"({t['requests']} requests in all), {t['retries']} retries, {t['throttles']} throttled, "
+            f"{t['failed']} failed, {t['unresolved_users']} unresolved users"
+            + (", drift checked" if t.get("drift_checked") else "")
+        )
     return "\n".join(lines)

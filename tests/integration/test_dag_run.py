@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from mis_sync.directory.credentials import Credential
 from mis_sync.directory.db import make_engine
 from mis_sync.directory.schema import AuditEntry, User
+from mis_sync.fakes import FakeGraph, running_fake_graph
 from mis_sync.generator import generate_school, write_file_drop
 from mis_sync.passwords import decrypt_password
 from tests.helpers import REPO
@@ -25,7 +27,23 @@ DAG_ID = "mis_sync__demo_academy"
 
 
 @pytest.fixture
-def demo(airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
+    """The local Graph emulator the demo's Microsoft 365 target points at (as in `make demo`)."""
+    with running_fake_graph(seed=5, auto_users_domain="demo-academy.example") as fake:
+        extra = {
+            "tenant_id": "00000000-0000-0000-0000-000000000000",
+            "base_url": fake.base_url + "/",
+            "allowed_hosts": "graph.microsoft.com",
+        }
+        conn = {"conn_type": "msgraph", "login": "client", "password": "secret", "extra": extra}
+        monkeypatch.setenv("AIRFLOW_CONN_MSGRAPH_DEMO", json.dumps(conn))
+        yield fake
+
+
+@pytest.fixture
+def demo(
+    airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: FakeGraph
+) -> dict[str, Any]:
     """The demo school as `make demo` generates it, wired to this test's connections and folders."""
     drop = tmp_path / "drop"
     extract = generate_school(
@@ -52,6 +70,7 @@ def demo(airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "engine": make_engine(f"sqlite:///{directory}"),
         "runs": tmp_path / "runs",
         "key": key,
+        "graph": graph,
     }
 
 
@@ -106,6 +125,9 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     assert _states(first) == {
         **dict.fromkeys(["extract", "validate", "plan", "apply", "brake", "report"], "success"),
         **dict.fromkeys(["approve_held_changes", "apply_approved"], "skipped"),
+        **dict.fromkeys(
+            ["microsoft365.prepare", "microsoft365.sync_chunk", "microsoft365.finish"], "success"
+        ),
     }
     with demo["engine"].connect() as connection:
         users = connection.execute(select(func.count()).select_from(User)).scalar_one()
@@ -115,12 +137,16 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
         (next(demo["runs"].glob(f"demo-academy/{_safe(first.run_id)}")) / "report.json").read_text()
     )
     assert report["outcome"] == "applied" and report["users_by_role"]["pupil"]["created"] > 900
+    m365 = report["targets"]["microsoft365"]
+    assert m365["created"] == len(demo["graph"].state.classes) > 400 and m365["failed"] == 0
+    assert m365["chunks"] == 3, "481 groups minus 6 year groups, 200 per mapped task"
 
     second = _run()
     assert _states(second)["apply"] == "success"
     assert _audit_rows(demo["engine"]) == audit_after_first, "a no-change run writes no audit rows"
     report = json.loads((demo["runs"] / "demo-academy" / _safe(second.run_id) / "report.json").read_text())
     assert report["writes"] == 0
+    assert report["targets"]["microsoft365"]["writes"] == 0, "no MIS change: nothing sent to Graph"
     assert all(c["created"] == c["updated"] == c["suspended"] == 0 for c in report["users_by_role"].values())
 
     with demo["engine"].connect() as connection:

@@ -58,7 +58,9 @@ def test_shipped_demo_academy_loads() -> None:
     assert config.directory.connection_id == "misync_directory"
     assert config.tags == ("demo",)
     assert config.dag_id == "mis_sync__demo_academy"
-    assert config.targets.microsoft365.enabled is False
+    m365 = config.targets.microsoft365
+    assert m365.enabled is True and m365.connection_id == "msgraph_demo"
+    assert m365.tenant_domain == "demo-academy.example" and m365.owners.admins == ("it.admin",)
     assert config.targets.google_classroom.enabled is False
 
 
@@ -107,11 +109,52 @@ def test_bad_laestab(tmp_path: Path, laestab: str) -> None:
 
 
 def test_unknown_mis_type_lists_supported_types(tmp_path: Path) -> None:
-    path = write(tmp_path, minimal().replace("type: file_drop", "type: sims"))
+    path = write(tmp_path, minimal().replace("type: file_drop", "type: simms"))
     message = load_error(path)
     assert "mis.type: " in message
-    assert "unknown MIS type 'sims'" in message
-    assert "supported: file_drop" in message
+    assert "unknown MIS type 'simms'" in message
+    assert "supported: arbor, bromcom," in message and "file_drop" in message
+
+
+@pytest.mark.parametrize(
+    ("mis", "problem"),
+    [
+        (
+            "type: integris",
+            "Integris (RM) has no public third-party API: set mis.via to one of wonde, xporter",
+        ),
+        ("type: wcbs\n  via: xporter", "cannot be reached via 'xporter'; routes: wonde"),
+        ("type: file_drop\n  via: wonde", "mis.via is for an MIS name"),
+    ],
+)
+def test_mis_routes_are_checked(tmp_path: Path, mis: str, problem: str) -> None:
+    message = load_error(write(tmp_path, minimal().replace("type: file_drop", mis)))
+    assert problem in message
+
+
+@pytest.mark.parametrize(
+    ("mis", "source"),
+    [
+        ("type: arbor", "arbor"),
+        ("type: arbor\n  via: wonde", "wonde"),
+        ("type: sims\n  via: xporter", "xporter"),
+        ("type: seemis\n  via: xporter", "xporter"),
+        ("type: isams", "isams_rest"),
+        ("type: oneroster_csv", "oneroster_csv"),
+    ],
+)
+def test_mis_route_picks_the_connector(tmp_path: Path, mis: str, source: str) -> None:
+    config = load_establishment(write(tmp_path, minimal().replace("type: file_drop", mis)))
+    assert config.mis.source == source
+
+
+def test_sources_table_lists_every_mis_and_route() -> None:
+    from mis_sync.connectors.routes import MIS_CATALOGUE, render_sources
+
+    text = render_sources()
+    for name in MIS_CATALOGUE:
+        assert f"\n{name}" in text
+    assert "via scholarpack" in text and "teaching groups: no" in text
 
 
 def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
@@ -166,10 +209,31 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, body: str) -> None:
     assert "expected a mapping of settings at the top level" in message
 
 
-def test_enabling_microsoft365_is_refused(tmp_path: Path) -> None:
+def test_microsoft365_needs_a_domain_and_an_owner(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, minimal("targets:\n  microsoft365:\n    enabled: true\n")))
-    assert "targets.microsoft365.enabled: " in message
-    assert "not available in this release" in message
+    assert "targets.microsoft365" in message and "tenant_domain is required" in message
+    with_domain = "targets:\n  microsoft365:\n    enabled: true\n    tenant_domain: school.example\n"
+    message = load_error(write(tmp_path, minimal(with_domain)))
+    assert "owners.admins" in message and "never be left without an owner" in message
+
+
+def test_microsoft365_templates_are_checked(tmp_path: Path) -> None:
+    text = (
+        "targets:\n  microsoft365:\n    enabled: true\n    tenant_domain: school.example\n"
+        "    owners: {admins: [it.admin]}\n    naming: '{name} {colour}'\n"
+    )
+    message = load_error(write(tmp_path, minimal(text)))
+    assert "targets.microsoft365.naming" in message and "colour" in message
+
+
+def test_microsoft365_enabled_loads(tmp_path: Path) -> None:
+    text = (
+        "targets:\n  microsoft365:\n    enabled: true\n    tenant_domain: School.Example\n"
+        "    kind: group\n    group_kinds: [year]\n    owners: {admins: [it.admin]}\n"
+    )
+    m365 = load_establishment(write(tmp_path, minimal(text))).targets.microsoft365
+    assert m365.tenant_domain == "school.example" and m365.kind == "group" and m365.group_kinds == ("year",)
+    assert m365.drift_check.every_days == 7 and m365.drift_check.policy == "revert"
 
 
 def test_link_mode_with_thresholds_loads(tmp_path: Path) -> None:

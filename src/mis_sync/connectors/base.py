@@ -38,4 +38,9 @@ class Connector(ABC):
 
     @abstractmethod
     def extract(self, *, full: bool = True) -> Extract:
-        """Read a snapshot. ``full=False`` lets delta-capable sources send only changes."""
+        """Read a snapshot. ``full=False`` lets delta-capable sources send only changes.
+
+        A delta needs the previous snapshot and the source's cursor, so delta-capable sources subclass
+        ``connectors.delta.DeltaConnector`` and read changes through ``extract_delta(state)`` (which
+        still returns a complete snapshot); their ``extract`` always reads in full.
+        """

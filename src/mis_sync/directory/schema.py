@@ -134,3 +134,59 @@ class SyncRun(Base):
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     summary: Mapped[str] = mapped_column(Text)
     """JSON report: counts per role and action, findings, held changes, timings."""
+
+
+class TargetContainer(Base):
+    """A class / group / course MIS Sync made (or adopted) in a target: its remote id and last state."""
+
+    __tablename__ = "directory_target_containers"
+
+    establishment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """microsoft365 | google_classroom"""
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    """The idempotency key (the class's externalId, the course's alias)."""
+    remote_id: Mapped[str] = mapped_column(String(128))
+    attr_hash: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    """active | archived"""
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TargetMembership(Base):
+    """A membership as last applied to (or read back from) a target."""
+
+    __tablename__ = "directory_target_memberships"
+
+    establishment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    container_key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """member | owner"""
+    state: Mapped[str] = mapped_column(String(16))
+    """present (in the target) | adopted (a manual addition kept) | excluded (a manual removal kept)"""
+
+
+class TargetUser(Base):
+    """A principal name resolved to its id in a target (cached: ids never change)."""
+
+    __tablename__ = "directory_target_users"
+
+    establishment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    remote_id: Mapped[str] = mapped_column(String(128))
+    resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TargetSyncState(Base):
+    """Per establishment and target: when live membership was last read back (the drift check)."""
+
+    __tablename__ = "directory_target_sync_state"
+
+    establishment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_drift_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_run_id: Mapped[str | None] = mapped_column(String(250))
+    last_summary: Mapped[str | None] = mapped_column(Text)

@@ -45,6 +45,7 @@ class FakeGraph:
         fault_reads: bool = True,
         fail_after_writes: int | None = None,
         page_size: int = 100,
+        auto_users_domain: str | None = None,
         max_batch: int = 20,
         shuffle_batch: bool = True,
         host: str = "127.0.0.1",
@@ -61,6 +62,7 @@ class FakeGraph:
         self.max_batch = max_batch
         self.shuffle_batch = shuffle_batch
         self.store = GraphStore(seed=seed, page_size=page_size)
+        self.store.auto_users_domain = auto_users_domain.lower() if auto_users_domain else None
         self._faults_rng = random.Random(seed)
         self._shuffle_rng = random.Random(seed * 31 + 7)
         self._lock = threading.RLock()

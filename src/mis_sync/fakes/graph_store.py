@@ -140,6 +140,8 @@ class GraphStore:
         self.state = GraphState()
         self.page_size = page_size
         self.base_url = "http://127.0.0.1/v1.0"
+        self.auto_users_domain: str | None = None
+        """Demo only: a user of this domain that is looked up and missing is made on the spot."""
         self._ids = random.Random(seed * 7919 + 17)
 
     def new_id(self) -> str:
@@ -160,6 +162,9 @@ class GraphStore:
 
     def _user(self, key: str, *, by_upn: bool = True) -> dict[str, Any]:
         user = self.state.users.get(key) or (self.state.user_by_upn(key) if by_upn else None)
+        auto = self.auto_users_domain
+        if user is None and by_upn and auto and key.lower().endswith("@" + auto):
+            return self.state.users[self.add_user(key)]
         if user is None:
             raise not_found(key)
         return user

@@ -1,0 +1,170 @@
+"""Google Classroom fan-out against the local fake Classroom: requests per write, and delta runs.
+
+Run: ``.venv/bin/python benchmarks/bench_classroom.py [--scenario NAME] [--repeat N] [--profile NAME]``.
+
+The generated ``large-secondary`` school is planned and applied into a fresh SQLite directory (not
+timed), then synced to a fresh fake Classroom through google-api-python-client (static discovery,
+multipart batches of at most 50), as the DAG's ``google_classroom`` tasks do (prepare → chunks →
+finish, in one process). Mirrors ``bench_targets.py`` (Microsoft 365):
+
+- initial: every course created (by alias) and filled; ``write_requests`` are batch POSTs that carry
+  writes, compared with the minimum ``ceil(writes / 50)``;
+- no-change: the same directory again: nothing to send;
+- 100 changes: 100 pupil memberships of teaching groups dropped in the MIS, re-planned, re-applied
+  and synced: 100 removals.
+
+The quota pacing (``requests_per_minute``, 1,000 by default) is NOT slept here: ``quota_minutes`` is
+what it would add in production (every call in a batch counts against Google's per-user quota).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from common import Goal, Metrics, Scenario, Stopwatch, script_main
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN = "bench.example"
+AS_OF = dt.date(2026, 1, 15)
+OWNER = "it.admin"
+
+
+def _config() -> Any:
+    from mis_sync.config import load_establishment
+    from mis_sync.targets.settings import GoogleClassroomTarget, TargetsConfig
+
+    config = load_establishment(REPO / "include" / "establishments" / "demo-academy.yaml")
+    target = GoogleClassroomTarget(enabled=True, connection_id="google_bench", domain=DOMAIN, owner=OWNER)
+    return config.model_copy(update={"targets": TargetsConfig(google_classroom=target)})
+
+
+def _apply(engine: Any, config: Any, extract: Any, run_id: str) -> None:
+    from mis_sync.directory.apply import apply_plan, data_hash
+    from mis_sync.directory.state import load_state
+    from mis_sync.plan import make_plan
+    from mis_sync.validate import on_roll_counts
+
+    plan = make_plan(extract, load_state(engine, config.id), config)
+    apply_plan(
+        engine, config.id, plan, run_id=run_id, extract_hash=data_hash(extract.tables),
+        extract_counts=on_roll_counts(extract),
+    )  # fmt: skip
+
+
+def classroom_large_secondary() -> Metrics:
+    import pandas as pd
+    from upath import UPath
+
+    from mis_sync.connections import ConnectionInfo
+    from mis_sync.directory.db import make_engine, migrate
+    from mis_sync.directory.state import load_state
+    from mis_sync.fakes import running_fake_classroom
+    from mis_sync.generator import generate_school
+    from mis_sync.model import Extract
+    from mis_sync.pipeline import RunContext
+    from mis_sync.targets.stages import run_target
+
+    watch = Stopwatch()
+    config = _config()
+    rpm = config.targets.google_classroom.requests_per_minute
+    with watch("generate"):
+        school = generate_school("large-secondary", 2026, AS_OF)
+    with TemporaryDirectory() as tmp, running_fake_classroom(seed=1) as fake:
+        os.environ["AIRFLOW_CONN_GOOGLE_BENCH"] = json.dumps(
+            {"conn_type": "generic", "extra": {"api_endpoint": fake.base_url}}
+        )
+        engine = make_engine(f"sqlite:///{tmp}/directory.db")
+        migrate(engine)
+        with watch("directory"):
+            _apply(engine, config, school, "mis-1")
+        fake.add_user(f"{OWNER}@{DOMAIN}", "It", "Admin", is_admin=True)
+        for username in load_state(engine, config.id).users["username"]:
+            fake.add_user(f"{username}@{DOMAIN}", "Bench", "User")
+
+        def sync(run_id: str) -> tuple[dict[str, Any], int]:
+            ctx = RunContext(config, run_id, UPath(Path(tmp) / run_id), ConnectionInfo("unused"), "unused")
+            ctx.__dict__["engine"] = engine
+            fake.reset_counters()
+            with watch(run_id):
+                summary = run_target(ctx, "google_classroom", sleep=lambda _s: None)
+            return summary, fake.counters["inner_requests"]
+
+        initial, initial_calls = sync("initial")
+        unchanged, _ = sync("no_change")
+        memberships = school.tables["memberships"]
+        groups = school.tables["groups"]
+        teaching = set(groups.loc[groups["kind"] == "teaching", "mis_id"])
+        candidates = memberships[(memberships["role"] == "pupil") & memberships["group_id"].isin(teaching)]
+        dropped = candidates.sample(n=100, random_state=3).index
+        tables = {**school.tables, "memberships": memberships.drop(index=dropped)}
+        later = Extract(tables, school.snapshot_at + pd.Timedelta(hours=1), school.source)
+        _apply(engine, config, later, "mis-2")
+        changed, _ = sync("changes_100")
+        courses = len(fake.state.courses)
+    minimum = math.ceil(initial["writes"] / 50)
+    return {
+        "initial_s": round(watch["initial"], 2),
+        "courses": courses,
+        "writes": initial["writes"],
+        "write_requests": initial["write_requests"],
+        "minimum_requests": minimum,
+        "ratio": round(initial["write_requests"] / minimum, 3),
+        "requests": initial["requests"],
+        "calls": initial_calls,
+        "quota_minutes": round(initial_calls / rpm, 1),
+        "no_change_s": round(watch["no_change"], 2),
+        "no_change_writes": unchanged["writes"],
+        "no_change_write_requests": unchanged["write_requests"],
+        "changes_100_writes": changed["writes"],
+        "changes_100_write_requests": changed["write_requests"],
+        "changes_100_s": round(watch["changes_100"], 2),
+        "generate_s": round(watch["generate"], 2),
+        "directory_s": round(watch["directory"], 2),
+    }
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            name="classroom-large-secondary",
+            description="large-secondary to a fake Google Classroom: initial, no-change and 100-change runs",
+            run=classroom_large_secondary,
+            report=(
+                ("initial_s", "initial sync, quota pacing not slept (prepare + chunks + finish)", "s"),
+                ("courses", "courses created", ""),
+                ("writes", "writes (creates + student/teacher adds)", ""),
+                ("write_requests", "write requests (batch POSTs with writes)", ""),
+                ("minimum_requests", "minimum: ceil(writes / 50)", ""),
+                ("ratio", "write requests / minimum", "x"),
+                ("requests", "all batch requests (lookups and user resolution included)", ""),
+                ("calls", "API calls inside them (each counts against the quota)", ""),
+                ("quota_minutes", "those calls at requests_per_minute (1,000)", "min"),
+                ("no_change_writes", "no-change run: writes", ""),
+                ("no_change_write_requests", "no-change run: write requests", ""),
+                ("no_change_s", "no-change run", "s"),
+                ("changes_100_writes", "100 changes: writes", ""),
+                ("changes_100_write_requests", "100 changes: write requests", ""),
+                ("changes_100_s", "100 changes run", "s"),
+            ),
+            goals=(
+                Goal("ratio", "<=", 1.1),
+                Goal("no_change_writes", "==", 0),
+                Goal("no_change_write_requests", "==", 0),
+                Goal("changes_100_write_requests", "<=", 3),
+            ),
+            repeats=1,
+        ),
+    )
+}
+
+
+if __name__ == "__main__":
+    sys.exit(script_main(Path(__file__), SCENARIOS))

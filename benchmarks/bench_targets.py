@@ -1,0 +1,165 @@
+"""Microsoft 365 fan-out against the local fake Graph: requests per write, and delta runs.
+
+Run: ``.venv/bin/python benchmarks/bench_targets.py [--scenario NAME] [--repeat N] [--profile NAME]``.
+
+The generated ``large-secondary`` school is planned and applied into a fresh SQLite directory (not
+timed), then synced to a fresh fake Graph through the provider's msgraph hook, as the DAG's
+``microsoft365`` tasks do (prepare → chunks → finish, in one process):
+
+- initial: every class created and filled; ``write_requests`` are HTTP requests that carry writes
+  (``$batch`` POSTs), compared with the minimum ``ceil(writes / 20)``;
+- no-change: the same directory again: nothing to send;
+- 100 changes: 100 pupil memberships of teaching groups dropped in the MIS, re-planned, re-applied
+  and synced: 100 removals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+from common import Goal, Metrics, Scenario, Stopwatch, script_main
+
+REPO = Path(__file__).resolve().parents[1]
+DOMAIN = "bench.example"
+AS_OF = dt.date(2026, 1, 15)
+
+
+def _config() -> Any:
+    from mis_sync.config import load_establishment
+    from mis_sync.targets.settings import Microsoft365Target, OwnersPolicy, TargetsConfig
+
+    config = load_establishment(REPO / "include" / "establishments" / "demo-academy.yaml")
+    target = Microsoft365Target(
+        enabled=True,
+        connection_id="msgraph_bench",
+        tenant_domain=DOMAIN,
+        owners=OwnersPolicy(admins=("it.admin",)),
+    )
+    return config.model_copy(update={"targets": TargetsConfig(microsoft365=target)})
+
+
+def _apply(engine: Any, config: Any, extract: Any, run_id: str) -> None:
+    from mis_sync.directory.apply import apply_plan, data_hash
+    from mis_sync.directory.state import load_state
+    from mis_sync.plan import make_plan
+    from mis_sync.validate import on_roll_counts
+
+    plan = make_plan(extract, load_state(engine, config.id), config)
+    apply_plan(
+        engine, config.id, plan, run_id=run_id, extract_hash=data_hash(extract.tables),
+        extract_counts=on_roll_counts(extract),
+    )  # fmt: skip
+
+
+def m365_large_secondary() -> Metrics:
+    import pandas as pd
+    from upath import UPath
+
+    from mis_sync.connections import ConnectionInfo
+    from mis_sync.directory.db import make_engine, migrate
+    from mis_sync.fakes import running_fake_graph
+    from mis_sync.generator import generate_school
+    from mis_sync.model import Extract
+    from mis_sync.pipeline import RunContext
+    from mis_sync.targets.stages import run_target
+
+    watch = Stopwatch()
+    config = _config()
+    with watch("generate"):
+        school = generate_school("large-secondary", 2026, AS_OF)
+    with TemporaryDirectory() as tmp, running_fake_graph(seed=1, auto_users_domain=DOMAIN) as fake:
+        extra = {"tenant_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "base_url": fake.base_url + "/",
+                 "allowed_hosts": "graph.microsoft.com"}  # fmt: skip
+        os.environ["AIRFLOW_CONN_MSGRAPH_BENCH"] = json.dumps(
+            {"conn_type": "msgraph", "login": "c", "password": "s", "extra": extra}
+        )
+        engine = make_engine(f"sqlite:///{tmp}/directory.db")
+        migrate(engine)
+        with watch("directory"):
+            _apply(engine, config, school, "mis-1")
+
+        def sync(run_id: str) -> dict[str, Any]:
+            ctx = RunContext(config, run_id, UPath(Path(tmp) / run_id), ConnectionInfo("unused"), "unused")
+            ctx.__dict__["engine"] = engine
+            with watch(run_id):
+                return run_target(ctx, "microsoft365")
+
+        initial = sync("initial")
+        unchanged = sync("no_change")
+        memberships = school.tables["memberships"]
+        groups = school.tables["groups"]
+        teaching = set(groups.loc[groups["kind"] == "teaching", "mis_id"])
+        candidates = memberships[(memberships["role"] == "pupil") & memberships["group_id"].isin(teaching)]
+        dropped = candidates.sample(n=100, random_state=3).index
+        tables = {**school.tables, "memberships": memberships.drop(index=dropped)}
+        _apply(
+            engine,
+            config,
+            Extract(tables, school.snapshot_at + pd.Timedelta(hours=1), school.source),
+            "mis-2",
+        )
+        changed = sync("changes_100")
+        classes = len(fake.state.classes)
+    minimum = math.ceil(initial["writes"] / 20)
+    return {
+        "initial_s": round(watch["initial"], 2),
+        "classes": classes,
+        "writes": initial["writes"],
+        "write_requests": initial["write_requests"],
+        "minimum_requests": minimum,
+        "ratio": round(initial["write_requests"] / minimum, 3),
+        "requests": initial["requests"],
+        "no_change_s": round(watch["no_change"], 2),
+        "no_change_writes": unchanged["writes"],
+        "no_change_write_requests": unchanged["write_requests"],
+        "changes_100_writes": changed["writes"],
+        "changes_100_write_requests": changed["write_requests"],
+        "changes_100_s": round(watch["changes_100"], 2),
+        "generate_s": round(watch["generate"], 2),
+        "directory_s": round(watch["directory"], 2),
+    }
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            name="m365-large-secondary",
+            description="large-secondary to a fake Graph: initial, no-change and 100-change runs",
+            run=m365_large_secondary,
+            report=(
+                ("initial_s", "initial sync (prepare + chunks + finish)", "s"),
+                ("classes", "education classes created", ""),
+                ("writes", "writes (creates + member/teacher adds)", ""),
+                ("write_requests", "write requests ($batch POSTs with writes)", ""),
+                ("minimum_requests", "minimum: ceil(writes / 20)", ""),
+                ("ratio", "write requests / minimum", "x"),
+                ("requests", "all requests (lookups and user resolution included)", ""),
+                ("no_change_writes", "no-change run: writes", ""),
+                ("no_change_write_requests", "no-change run: write requests", ""),
+                ("no_change_s", "no-change run", "s"),
+                ("changes_100_writes", "100 changes: writes", ""),
+                ("changes_100_write_requests", "100 changes: write requests", ""),
+                ("changes_100_s", "100 changes run", "s"),
+            ),
+            goals=(
+                Goal("ratio", "<=", 1.1),
+                Goal("no_change_writes", "==", 0),
+                Goal("no_change_write_requests", "==", 0),
+                Goal("changes_100_write_requests", "<=", 6),
+            ),
+            repeats=1,
+        ),
+    )
+}
+
+
+if __name__ == "__main__":
+    sys.exit(script_main(Path(__file__), SCENARIOS))

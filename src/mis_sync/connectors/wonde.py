@@ -1,0 +1,310 @@
+"""Wonde, the MIS aggregator: ``https://{domain}/v1.0/schools/{school_id}/{endpoint}`` (mis-sources §2.1).
+
+Connection (Airflow): ``login`` = the Wonde school id (or ``extra.school_id`` / ``mis.options.school_id``),
+``password`` = the school's API token (or ``extra.token``), sent as ``Authorization: Bearer``.
+``host`` = the school's regional domain (``api.wonde.com`` by default; ``api-ap-southeast-2.wonde.com``
+for AU/NZ: the wrong one returns no data) or ``extra.base_url`` for a full root (the local fake).
+Options: ``page_size`` (``per_page``, default 200), ``delta_overlap_seconds`` (default 600),
+``full_after_deltas``, ``timeout``, ``retry_*`` (see ``http_api``).
+
+What is read (endpoints, ``include=`` lists and keys are data in ``include/mis_schemas/wonde.yaml``):
+pupils from ``students`` / ``students-pre-admission`` / ``students-leaver`` (the endpoint gives the
+enrolment status), their registration group from the ``groups`` include and their contacts
+(relationships) from the ``contacts`` include; staff from ``employees`` (status from
+``employment_details.current`` and the start date); contacts from ``contacts`` (a contact is a staff
+member when they share the employee's ``upi``); year and registration groups from ``groups``,
+teaching groups from ``classes``, members from their ``students`` / ``employees`` includes. Groups of
+other types (houses…) are left out. A group's year is its pupils' year when they all share one.
+
+Delta (``DeltaConnector``): the same requests with ``updated_after`` = the previous snapshot time minus
+``delta_overlap_seconds``, plus ``deletions?type=…``; ``employees`` is read in full each time. A
+changed group replaces all its memberships; a changed pupil replaces all their relationships.
+Snapshot time: the server's ``Date`` on the first response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from mis_sync.connectors.base import ExtractError
+from mis_sync.connectors.delta import ChangeSet, CursorError, DeltaConnector, DeltaState
+from mis_sync.connectors.http_api import ApiClient, ApiResponse, HttpApiConnector, load_api_spec
+from mis_sync.connectors.http_paging import (
+    TruncatedError,
+    as_int,
+    dig,
+    follow_links,
+    json_list,
+    require_keys,
+)
+from mis_sync.connectors.mapping import SourceMapping, apply_mapping, normalise_year_group
+from mis_sync.errors import SetupError
+from mis_sync.model import ENTITIES, Extract, GroupKind
+
+PUPIL_STATUS = {"students": "on_roll", "students_pre_admission": "pre_admission", "students_leaver": "leaver"}
+COUNTED = ("students", "employees", "contacts", "groups", "classes")
+"""Endpoints whose totals ``/counts`` reports (``counts.<path>.data.count``)."""
+DELETION_TYPES = {"student": "pupils", "contact": "contacts", "group": "groups", "class": "groups"}
+"""``/deletions?type=…`` → the entity whose rows go [U: payload shape]. Employees are read in full."""
+
+
+def academic_year(at: pd.Timestamp) -> str:
+    """``2025/26`` for the English academic year (from 1 September, as the generator) holding ``at``."""
+    first = at.year if at.month >= 9 else at.year - 1
+    return f"{first}/{(first + 1) % 100:02d}"
+
+
+def derive_group_context(extract: Extract) -> Extract:
+    """Aggregators give no group year or academic year: take the pupils' year when every pupil member
+    shares one (else a year group's own code), and the academic year of the snapshot. Run on the
+    whole snapshot, so a merged delta gets exactly what a full read would."""
+    t = dict(extract.tables)
+    groups, members, pupils = t["groups"].copy(), t["memberships"], t["pupils"]
+    years = members[members["role"] == "pupil"].merge(
+        pupils[["mis_id", "year_group"]], left_on="person_id", right_on="mis_id"
+    )
+    per_group = years.groupby("group_id")["year_group"].agg(lambda s: s.iloc[0] if s.nunique() == 1 else None)
+    derived = groups["mis_id"].map(per_group).astype("string")
+    own = normalise_year_group(groups["code"].fillna(groups["name"]).astype("string"), {})
+    groups["year_group"] = derived.where(derived.notna() | (groups["kind"] != "year"), own)
+    groups["academic_year"] = academic_year(extract.snapshot_at)
+    t["groups"] = ENTITIES["groups"].coerce(groups)
+    return Extract(tables=t, snapshot_at=extract.snapshot_at, source=extract.source)
+
+
+def frame(
+    records: list[dict[str, Any]], mapping: SourceMapping, entity: str, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """The mapped keys (dotted paths into each record), plus ``extra`` ones, as columns; missing → null.
+
+    Only the keys used are read: much faster than flattening whole records, and unknown keys a source
+    adds later cannot collide with canonical column names."""
+    keys = [*mapping.entities[entity].columns, *extra]
+    columns = {}
+    for key in keys:
+        parts = key.split(".")
+        values = []
+        for record in records:
+            value: Any = record
+            for part in parts:
+                value = value.get(part) if isinstance(value, dict) else None
+            values.append(value)
+        columns[key] = values
+    return pd.DataFrame(columns, dtype=object)
+
+
+def include_ids(record: dict[str, Any], include: str, where: str) -> list[str]:
+    items = dig(record, f"{include}.data") or []
+    ids = [item.get("id") if isinstance(item, dict) else None for item in items]
+    if any(i is None for i in ids):
+        raise ExtractError(f"{where}: record {record.get('id')}: {include}: an item has no 'id'")
+    return [str(i) for i in ids]
+
+
+class WondeConnector(HttpApiConnector, DeltaConnector):
+    type = "wonde"
+    title = "Wonde"
+    default_base_url = "https://api.wonde.com/v1.0"
+    default_path = "/v1.0"
+
+    def spec_digest(self) -> str:
+        return load_api_spec(self.type).digest
+
+    def _school(self) -> str:
+        school = (
+            self.options.get("school_id") or self.connection.extra.get("school_id") or self.connection.login
+        )
+        if not school:
+            raise SetupError(
+                f"connection {self.connection.conn_id!r}: no Wonde school id (set login or extra.school_id)"
+            )
+        return str(school)
+
+    def _client(self) -> ApiClient:
+        token = self.secret("token", label="Wonde school token")
+        return self.make_client(headers={"Authorization": f"Bearer {token}"})
+
+    def _fetch(
+        self, client: ApiClient, name: str, params: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], ApiResponse]:
+        endpoint = load_api_spec(self.type).endpoints[name]
+        query = {**endpoint.params, "per_page": str(self.page_size(200)), **params}
+        rows: list[dict[str, Any]] = []
+        first: ApiResponse | None = None
+        for page in follow_links(
+            client,
+            f"schools/{self._school()}/{endpoint.path}",
+            query,
+            endpoint=endpoint.path,
+            records=lambda payload, where: json_list(payload, "data", where),
+            next_link=lambda payload: dig(payload, "meta.pagination.next"),
+            more=lambda payload: dig(payload, "meta.pagination.more"),
+            page_size=lambda payload, where: (
+                None
+                if dig(payload, "meta.pagination.per_page") is None
+                else as_int(dig(payload, "meta.pagination.per_page"), "per_page", where)
+            ),
+        ):
+            require_keys(
+                page.records, endpoint.required_keys, f"Wonde {endpoint.path} page {page.number}", "id"
+            )
+            rows.extend(page.records)
+            first = first or page.response
+        assert first is not None
+        return rows, first
+
+    def _read(
+        self, client: ApiClient, since: pd.Timestamp | None
+    ) -> tuple[dict[str, list[dict[str, Any]]], pd.Timestamp]:
+        spec = load_api_spec(self.type)
+        raw: dict[str, list[dict[str, Any]]] = {}
+        snapshot: pd.Timestamp | None = None
+        for name, endpoint in spec.endpoints.items():
+            if name == "deletions":
+                continue
+            params = (
+                {} if since is None or not endpoint.delta else {"updated_after": f"{since:%Y-%m-%d %H:%M:%S}"}
+            )
+            raw[name], first = self._fetch(client, name, params)
+            snapshot = snapshot or first.server_time()
+        return raw, snapshot or pd.Timestamp.now(tz="UTC").floor("s")
+
+    def _canonical(
+        self, raw: dict[str, list[dict[str, Any]]], snapshot: pd.Timestamp
+    ) -> dict[str, pd.DataFrame]:
+        """Reshape the endpoints' records into raw entity frames and map them onto the canonical model."""
+        mapping = load_api_spec(self.type).mapping
+        pupils, links = [], []
+        for name, status in PUPIL_STATUS.items():
+            path = load_api_spec(self.type).endpoints[name].path
+            for record in raw.get(name, []):
+                registration = [
+                    g
+                    for g in dig(record, "groups.data") or []
+                    if str(g.get("type", "")).upper() == "REGISTRATION"
+                ]
+                contacts = dig(record, "contacts.data") or []
+                include_ids(record, "contacts", f"Wonde {path}")
+                links += [{**c, "_contact_id": c["id"], "_pupil_id": record["id"]} for c in contacts]
+                pupils.append(
+                    {
+                        **record,
+                        "_enrolment_status": status,
+                        "_registration_group_id": registration[0].get("id") if registration else None,
+                    }
+                )
+        relationships = frame(links, mapping, "relationships")
+
+        staff = frame(raw["employees"], mapping, "staff", ("upi", "employment_details.data.current"))
+        current = staff["employment_details.data.current"].astype("string").str.lower() == "true"
+        start = pd.to_datetime(
+            staff[mapping.source_column("staff", "start_date")].astype("string").str.slice(0, 10),
+            errors="coerce",
+        )
+        future = (start > snapshot.tz_convert(None).normalize()).fillna(False)
+        staff["_enrolment_status"] = "leaver"
+        staff.loc[future.to_numpy(dtype=bool), "_enrolment_status"] = "pre_admission"
+        staff.loc[current.fillna(False).to_numpy(dtype=bool), "_enrolment_status"] = "on_roll"
+
+        contacts = frame(raw["contacts"], mapping, "contacts", ("upi",))
+        by_upi = staff.dropna(subset=["upi"]).drop_duplicates("upi").set_index("upi")["id"]
+        contacts["_staff_mis_id"] = contacts["upi"].map(by_upi)
+
+        groups, members = [], []
+        for name, kind in (("groups", None), ("classes", "teaching")):
+            path = load_api_spec(self.type).endpoints[name].path
+            for record in raw.get(name, []):
+                for include, role in (("students", "pupil"), ("employees", "teacher")):
+                    for person in include_ids(record, include, f"Wonde {path}"):
+                        members.append({"_group_id": record["id"], "_person_id": person, "_role": role})
+                groups.append({**record, "_kind": kind or record.get("type")})
+
+        frames = {
+            "pupils": frame(pupils, mapping, "pupils"),
+            "staff": staff,
+            "contacts": contacts,
+            "groups": frame(groups, mapping, "groups"),
+            "memberships": frame(members, mapping, "memberships"),
+            "relationships": relationships,
+        }
+        where = {
+            "pupils": "Wonde students / students-pre-admission / students-leaver",
+            "staff": "Wonde employees",
+            "contacts": "Wonde contacts",
+            "groups": "Wonde groups / classes",
+            "memberships": "Wonde groups / classes (students, employees)",
+            "relationships": "Wonde students (contacts)",
+        }
+        tables = apply_mapping(frames, mapping, where)
+        kept = tables["groups"]["kind"].isin([k.value for k in GroupKind])
+        tables["groups"] = tables["groups"][kept.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
+        in_kept = tables["memberships"]["group_id"].isin(tables["groups"]["mis_id"])
+        tables["memberships"] = tables["memberships"][in_kept.to_numpy(dtype=bool)].reset_index(drop=True)
+        return tables
+
+    def finish(self, extract: Extract) -> Extract:
+        return super().finish(derive_group_context(extract))
+
+    def _check_counts(self, client: ApiClient, raw: dict[str, list[dict[str, Any]]]) -> None:
+        """A last page that lost records looks like any last page; ``/counts`` says how many there
+        should be. Only a shortfall stops the run (a record added during the read is not truncation);
+        a count the reply does not carry is not checked. ``options.verify_counts: false`` skips it."""
+        if str(self.setting("verify_counts", True)).lower() == "false":
+            return
+        endpoints = load_api_spec(self.type).endpoints
+        paths = {endpoints[name].path: name for name in COUNTED if name in endpoints}
+        reply = client.get(f"schools/{self._school()}/counts", {"include": ",".join(paths)}, where="counts")
+        for path, name in paths.items():
+            declared = dig(reply.payload, f"counts.{path}.data.count")
+            if declared is not None and len(raw[name]) < as_int(declared, "count", f"Wonde counts {path}"):
+                raise TruncatedError(
+                    f"Wonde {path}: truncated: {len(raw[name])} records received but /counts "
+                    f"reports {declared}"
+                )
+
+    def read_full(self) -> tuple[Extract, dict[str, str]]:
+        with self._client() as client:
+            raw, snapshot = self._read(client, None)
+            self._check_counts(client, raw)
+        tables = self._canonical(raw, snapshot)
+        return Extract(tables=tables, snapshot_at=snapshot, source=self.type), {
+            "updated_after": snapshot.isoformat()
+        }
+
+    def read_changes(self, state: DeltaState) -> tuple[ChangeSet, dict[str, str]]:
+        try:
+            overlap = pd.Timedelta(seconds=float(self.setting("delta_overlap_seconds", 600)))
+            since = pd.Timestamp(state.cursor["updated_after"]).tz_convert("UTC") - overlap
+        except (KeyError, ValueError, TypeError):
+            raise CursorError("the stored Wonde cursor has no readable updated_after time") from None
+        with self._client() as client:
+            raw, snapshot = self._read(client, since)
+            deleted: dict[str, set[str]] = {}
+            for kind, entity in DELETION_TYPES.items():
+                rows, _ = self._fetch(
+                    client, "deletions", {"type": kind, "updated_after": f"{since:%Y-%m-%d %H:%M:%S}"}
+                )
+                deleted.setdefault(entity, set()).update(
+                    str(r["id"]) for r in rows if not r.get("restored_at")
+                )
+        tables = self._canonical(raw, snapshot)
+        changed_groups = frozenset(str(r["id"]) for name in ("groups", "classes") for r in raw[name])
+        changed_pupils = frozenset(str(r["id"]) for name in PUPIL_STATUS for r in raw[name])
+        changes = ChangeSet(
+            snapshot_at=snapshot,
+            upserts=tables,
+            deletes={
+                e: pd.DataFrame({"mis_id": sorted(ids)}, dtype="string") for e, ids in deleted.items() if ids
+            },
+            scopes={
+                "memberships": ("group_id", changed_groups),
+                "relationships": ("pupil_id", changed_pupils),
+            },
+            complete=frozenset({"staff"}),
+        )
+        return changes, {"updated_after": snapshot.isoformat()}
+
+
+__all__ = ["WondeConnector", "academic_year", "derive_group_context"]

@@ -1,0 +1,317 @@
+"""The Google Classroom adapter: engine ops as Classroom v1 calls in multipart batches (≤ 50 each).
+
+A thin adapter on the shared engine (``engine``/``sync``): it only turns an ``Op`` into a request and
+an answer into an ``Outcome``. Mapping (``targets.md`` §3):
+
+- a class is a course created with ``id = "d:<alias>"`` (:func:`course_alias` of the container key),
+  so a rerun can never make a second one: find = ``courses.get(id=alias)``; a create answered
+  ``409 ALREADY_EXISTS`` (an earlier attempt that did land) is looked up by its alias;
+- role ``member`` → students, ``owner`` → teachers. The desired state leaves owners out of the
+  students (``owners_are_members=False``): Classroom refuses one user in both roles;
+- every course is owned (``ownerId``) by the configured owner account, which is also listed as a
+  teacher, so the drift check never takes it for a manual addition;
+- users are resolved by primary email with ``userProfiles.get`` (same API, so one batch);
+- year end: ``courseState=ARCHIVED`` (and the name prefixed if configured), never a delete; an
+  archived class that is back in the MIS is made ``ACTIVE`` again by its next update.
+
+Answers: 429 / ``RESOURCE_EXHAUSTED`` / rate-limit 403 and 5xx → retry (the engine backs off and
+paces to ``requests_per_minute``); ``ALREADY_EXISTS`` on students/teachers create → done;
+``NOT_FOUND`` on a roster delete → done, once the course itself is confirmed to exist (else it is
+``gone`` and forgotten, so the next run makes it again). ``fields`` masks keep names and emails out of
+the answers where the API allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mis_sync.targets.desired import Naming, principal
+from mis_sync.targets.engine import WRITE_ACTIONS, Op, Outcome, TransientError
+
+if TYPE_CHECKING:
+    from mis_sync.targets.settings import GoogleClassroomTarget
+
+MAX_BATCH = 50
+"""Classroom's documented maximum per batch (the library would allow 1,000)."""
+MAX_ALIAS = 256
+PAGE_SIZE = 1000
+"""Asked for when reading rosters (a course holds at most 1,000 members); the server may send fewer."""
+_PART_CLEAN = re.compile(r"[^A-Za-z0-9.-]")
+_CHECKED = frozenset({"ALREADY_EXISTS", "NOT_FOUND"})
+"""Failures of create / add / remove that need a ``courses.get`` before they mean anything."""
+
+
+def course_alias(key: str) -> str:
+    """``d:`` + the container key with ``:`` as ``_`` and ``/`` as ``-`` (``2025/26`` → ``2025-26``).
+
+    Anything else outside ``[A-Za-z0-9.-]`` (or an over-long key) is replaced too, and then a hash
+    of the whole key is appended, so two keys never share an alias.
+    """
+    parts = key.split(":")
+    unusual = any(_PART_CLEAN.search(part.replace("/", "-")) for part in parts)
+    alias = "_".join(_PART_CLEAN.sub("-", part.replace("/", "-")) for part in parts)
+    if unusual or len(alias) + 2 > MAX_ALIAS:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        alias = f"{alias[: MAX_ALIAS - 2 - 13]}_{digest}"
+    return "d:" + alias
+
+
+def classroom_naming(establishment: str, cfg: GoogleClassroomTarget) -> Naming:
+    """What the desired state looks like for Classroom: the owner teaches every course, teachers are
+    teachers (owners) only, and section and room templates are rendered too."""
+    return Naming(
+        establishment=establishment,
+        group_kinds=tuple(cfg.group_kinds),
+        naming=cfg.naming,
+        description=cfg.description,
+        mail_nickname="",
+        domain=cfg.domain,
+        admins=(cfg.owner,),
+        teachers_own=True,
+        section=cfg.section,
+        room=cfg.room,
+        owners_are_members=False,
+    )
+
+
+def _code(exc: Any) -> str:
+    from mis_sync.targets.classroom_transport import error_facts
+
+    status, google, _reason, name = error_facts(exc)
+    code = google or str(status)
+    return f"{code}:{name}" if name else code
+
+
+class ClassroomAdapter:
+    target = "google_classroom"
+    max_batch = MAX_BATCH
+
+    def __init__(
+        self,
+        transport: Any,
+        *,
+        owner: str,
+        course_state: str = "ACTIVE",
+        manage_section: bool = True,
+        manage_room: bool = False,
+        rename_on_archive: bool = False,
+        requests_per_minute: float | None = None,
+    ) -> None:
+        self.transport, self.owner, self.course_state = transport, owner, course_state
+        self.manage_section, self.manage_room = manage_section, manage_room
+        self.rename_on_archive = rename_on_archive
+        self.requests_per_minute = requests_per_minute
+        self.counters = {"requests": 0, "write_requests": 0, "inner_requests": 0}
+        self._courses = transport.service.courses()
+
+    @classmethod
+    def from_settings(cls, transport: Any, cfg: GoogleClassroomTarget) -> ClassroomAdapter:
+        return cls(
+            transport,
+            owner=principal(cfg.owner, cfg.domain),
+            course_state=cfg.course_state,
+            manage_section=bool(cfg.section),
+            manage_room=bool(cfg.room),
+            rename_on_archive=bool(cfg.archive_prefix),
+            requests_per_minute=cfg.requests_per_minute,
+        )
+
+    # ---- requests ------------------------------------------------------------------------------------
+    def _roster(self, role: str | None) -> Any:
+        return self._courses.teachers() if role == "owner" else self._courses.students()
+
+    def read_request(self, op: Op, page_token: str | None = None) -> Any:
+        field = "teachers" if op.role == "owner" else "students"
+        return self._roster(op.role).list(
+            courseId=op.container_id,
+            pageSize=PAGE_SIZE,
+            pageToken=page_token,
+            fields=f"{field}/userId,nextPageToken",
+        )
+
+    def request(self, op: Op) -> Any:
+        """The HttpRequest for one op (not sent: the batch sends it)."""
+        courses, cid = self._courses, op.container_id
+        if op.action == "read":
+            return self.read_request(op)
+        if op.action == "resolve":
+            return self.transport.service.userProfiles().get(userId=op.user_key, fields="id")
+        if op.action == "find":
+            return courses.get(id=course_alias(op.container_key or ""), fields="id")
+        if op.action == "create":
+            return courses.create(body=self._create_body(op), fields="id")
+        if op.action == "update":
+            mask, body = self._update_fields(op)
+            return courses.patch(id=cid, updateMask=",".join(mask), body=body, fields="id")
+        if op.action == "archive":
+            body = {"courseState": "ARCHIVED"}
+            if self.rename_on_archive and op.display_name:
+                body["name"] = op.display_name
+            return courses.patch(id=cid, updateMask=",".join(body), body=body, fields="id")
+        if op.action == "add":
+            return self._roster(op.role).create(courseId=cid, body={"userId": op.user_id}, fields="userId")
+        if op.action == "remove":
+            return self._roster(op.role).delete(courseId=cid, userId=op.user_id)
+        raise ValueError(f"unknown op action {op.action!r}")
+
+    def _create_body(self, op: Op) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": course_alias(op.container_key or ""),
+            "name": op.display_name,
+            "description": op.description,
+            "ownerId": self.owner,
+            "courseState": self.course_state,
+        }
+        if self.manage_section and op.section:
+            body["section"] = op.section
+        if self.manage_room and op.room:
+            body["room"] = op.room
+        return {k: v for k, v in body.items() if v not in (None, "")}
+
+    def _update_fields(self, op: Op) -> tuple[list[str], dict[str, Any]]:
+        """A field in the mask but not in the body is cleared, as an emptied template asks."""
+        fields: dict[str, Any] = {"name": op.display_name, "description": op.description}
+        if self.manage_section:
+            fields["section"] = op.section
+        if self.manage_room:
+            fields["room"] = op.room
+        if op.restore:  # archived by MIS Sync, back in the MIS: an archived course cannot be edited
+            fields["courseState"] = "ACTIVE"
+        return list(fields), {k: v for k, v in fields.items() if v not in (None, "")}
+
+    # ---- sending --------------------------------------------------------------------------------------
+    def _execute(self, calls: list[tuple[str, Any]], *, writes: bool) -> dict[str, Any]:
+        self.counters["requests"] += 1
+        self.counters["inner_requests"] += len(calls)
+        self.counters["write_requests"] += int(writes)
+        return self.transport.execute(calls)
+
+    def send(self, ops: Sequence[Op]) -> dict[str, Outcome]:
+        calls = [(str(i), self.request(op)) for i, op in enumerate(ops)]
+        answers = self._execute(calls, writes=any(op.action in WRITE_ACTIONS for op in ops))
+        outcomes: dict[str, Outcome] = {}
+        pages: dict[str, tuple[Op, list[str], str]] = {}
+        checks: list[Op] = []
+        for index, op in enumerate(ops):
+            response, error = answers.get(str(index), (None, None))
+            if str(index) not in answers:
+                outcomes[op.id] = Outcome("retry")
+            elif error is not None:
+                outcomes[op.id] = self.failure(op, error)
+                if outcomes[op.id].status == "failed" and outcomes[op.id].error in _CHECKED:
+                    checks.append(op)  # a create that landed before, or a roster change on a lost course
+            elif op.action == "read":
+                items = [str(m["userId"]) for m in (response or {}).get(self._field(op), [])]
+                token = (response or {}).get("nextPageToken")
+                if token:
+                    pages[op.id] = (op, items, str(token))
+                else:
+                    outcomes[op.id] = Outcome("ok", items=tuple(items))
+            else:
+                outcomes[op.id] = self.success(op, response)
+        if checks:
+            outcomes.update(self._check_courses(checks, outcomes))
+        if pages:
+            outcomes.update(self._more_pages(pages))
+        return outcomes
+
+    @staticmethod
+    def _field(op: Op) -> str:
+        return "teachers" if op.role == "owner" else "students"
+
+    def success(self, op: Op, response: Any) -> Outcome:
+        if op.action in ("find", "create", "resolve"):
+            remote = (response or {}).get("id")
+            return Outcome("ok", remote_id=str(remote)) if remote else Outcome("retry")
+        return Outcome("ok")
+
+    def failure(self, op: Op, error: Any) -> Outcome:
+        from mis_sync.targets.classroom_transport import error_facts, is_throttle, retry_after
+
+        status, google, _reason, name = error_facts(error)
+        if is_throttle(error):
+            return Outcome("retry", retry_after=retry_after(error), throttled=True)
+        if status >= 500 or status == 408:
+            return Outcome("retry")
+        if status == 409 or google == "ALREADY_EXISTS":
+            return Outcome("ok") if op.action == "add" else Outcome("failed", error="ALREADY_EXISTS")
+        if status == 404:
+            if op.action in ("find", "resolve"):
+                return Outcome("absent")
+            if op.action in ("update", "archive", "read"):
+                return Outcome("gone", error="NOT_FOUND")
+            return Outcome("failed", error="NOT_FOUND")
+        if op.action == "archive" and name == "CourseNotModifiable":
+            return Outcome("ok")  # already archived (an earlier attempt landed)
+        return Outcome("failed", error=_code(error))
+
+    def _check_courses(self, ops: list[Op], first: dict[str, Outcome]) -> dict[str, Outcome]:
+        """``courses.get`` for creates answered ALREADY_EXISTS (→ its id) and roster changes answered
+        NOT_FOUND (the course is there → the user was not / is gone; it is not → ``gone``)."""
+        out: dict[str, Outcome] = {}
+
+        def settle(op: Op, response: Any, error: Any) -> Outcome:
+            if error is not None:
+                again = self.failure(Op(op.id, "find"), error)
+                if again.status == "absent":  # the course is not there
+                    return Outcome("retry") if op.action == "create" else Outcome("gone", error="NOT_FOUND")
+                return again if again.status == "retry" else first[op.id]
+            if op.action == "create":
+                return Outcome("ok", remote_id=str((response or {}).get("id")))
+            return Outcome("ok") if op.action == "remove" else first[op.id]
+
+        def lookup(op: Op) -> Any:
+            key = course_alias(op.container_key or "") if op.action == "create" else op.container_id
+            return self._courses.get(id=key, fields="id")
+
+        self._follow_up(ops, lookup, settle, out)
+        return out
+
+    def _more_pages(self, pages: dict[str, tuple[Op, list[str], str]]) -> dict[str, Outcome]:
+        """Further roster pages, batched; a read whose page fails is retried whole by the engine."""
+        out: dict[str, Outcome] = {}
+        while pages:
+            ops = [op for op, _, _ in pages.values()]
+            answered: dict[str, Outcome] = {}
+
+            def settle(op: Op, response: Any, error: Any) -> Outcome:
+                if error is not None:
+                    return self.failure(op, error)
+                _, items, _ = pages[op.id]
+                items.extend(str(m["userId"]) for m in (response or {}).get(self._field(op), []))
+                token = (response or {}).get("nextPageToken")
+                if token:
+                    pages[op.id] = (op, items, str(token))
+                    return Outcome("retry", error="more")
+                return Outcome("ok", items=tuple(items))
+
+            self._follow_up(ops, lambda op: self.read_request(op, pages[op.id][2]), settle, answered)
+            for op_id, outcome in answered.items():
+                if outcome.error != "more":
+                    out[op_id] = outcome
+                    pages.pop(op_id, None)
+        return out
+
+    def _follow_up(
+        self,
+        ops: list[Op],
+        build: Callable[[Op], Any],
+        settle: Callable[[Op, Any, Any], Outcome],
+        out: dict[str, Outcome],
+    ) -> None:
+        for start in range(0, len(ops), MAX_BATCH):
+            part = ops[start : start + MAX_BATCH]
+            try:
+                answers = self._execute([(str(i), build(op)) for i, op in enumerate(part)], writes=False)
+            except TransientError as exc:
+                for op in part:
+                    out[op.id] = Outcome("retry", retry_after=exc.retry_after, throttled=exc.throttled)
+                continue
+            for i, op in enumerate(part):
+                if str(i) in answers:
+                    out[op.id] = settle(op, *answers[str(i)])
+                else:
+                    out[op.id] = Outcome("retry")

@@ -1,0 +1,213 @@
+"""The sync engine both targets share: desired vs stored state → change set → batched, retried writes.
+
+An adapter (Microsoft Graph, Google Classroom) only turns an ``Op`` into a request and a response into
+an ``Outcome``; batching, retries, Retry-After, recording confirmed writes and counting live here.
+
+Safety properties:
+- every write is recorded in the stored state as soon as its batch answers, so a crash and a rerun
+  re-send at most one batch, and "already exists" / "already absent" answers count as success;
+- a create that failed ambiguously (a 5xx may have been applied) is looked up again before it is
+  retried, so a rerun never makes a second class;
+- owners are removed only after additions have been applied, so a group is never left ownerless;
+- an adapter with ``requests_per_minute`` is paced (every call in a batch counts), as Google's
+  per-user quota asks; throttling answers are still retried with backoff.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import pandas as pd
+
+from mis_sync.targets.desired import CONTAINER_COLUMNS, MEMBERSHIP_COLUMNS, DesiredState
+from mis_sync.targets.store import StoredState
+
+Action = Literal["read", "resolve", "find", "create", "update", "archive", "add", "remove"]
+WRITE_ACTIONS = frozenset({"create", "update", "archive", "add", "remove"})
+
+
+@dataclass(frozen=True)
+class Op:
+    """One API call's worth of work. Carries keys and ids; bodies are built by the adapter."""
+
+    id: str
+    action: Action
+    container_key: str | None = None
+    container_id: str | None = None
+    user_key: str | None = None
+    user_id: str | None = None
+    role: str | None = None
+    """member | owner"""
+    display_name: str | None = None
+    description: str | None = None
+    mail_nickname: str | None = None
+    section: str | None = None
+    room: str | None = None
+    attr_hash: str | None = None
+    """What the container's name and description hash to once this op is applied (recorded on ok)."""
+    restore: bool = False
+    """An update of a container MIS Sync archived: bring it back (Classroom: courseState ACTIVE)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["ok", "absent", "gone", "retry", "failed"]
+    """ok: done (or already so); absent: looked up, not there; gone: the container no longer exists;
+    retry: throttled or transient; failed: refused (``error`` says why, as an API code)."""
+    remote_id: str | None = None
+    retry_after: float | None = None
+    throttled: bool = False
+    error: str | None = None
+    items: tuple[str, ...] = ()
+    """A read's result: the remote ids of a container's members (or owners)."""
+
+
+class TransientError(Exception):
+    """The whole request failed in a way worth retrying (throttled, 5xx, timeout)."""
+
+    def __init__(self, message: str, retry_after: float | None = None, *, throttled: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after, self.throttled = retry_after, throttled
+
+
+class Adapter(Protocol):
+    target: str
+    max_batch: int
+    counters: dict[str, int]
+
+    def send(self, ops: Sequence[Op]) -> dict[str, Outcome]:
+        """Send ``ops`` as one request (a batch); an outcome for every op id."""
+        ...
+
+
+@dataclass
+class ChangeSet:
+    creates: pd.DataFrame
+    updates: pd.DataFrame
+    archives: pd.DataFrame
+    adds: pd.DataFrame
+    removes: pd.DataFrame
+
+    def counts(self) -> dict[str, int]:
+        return {
+            name: len(getattr(self, name)) for name in ("creates", "updates", "archives", "adds", "removes")
+        }
+
+
+def _anti(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataFrame:
+    merged = left.merge(right[on].drop_duplicates(), on=on, how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
+
+
+def diff(desired: DesiredState, stored: StoredState) -> ChangeSet:
+    """What to send: the difference between the MIS truth and what the target was last left as."""
+    want, have = desired.containers, stored.containers
+    creates = _anti(want, have, ["key"])
+    both = want.merge(have[["key", "remote_id", "attr_hash", "status"]], on="key", suffixes=("", "_stored"))
+    changed = (both["attr_hash"] != both["attr_hash_stored"]) | (both["status"] != "active")
+    updates = both[changed][[*CONTAINER_COLUMNS, "remote_id"]].reset_index(drop=True)
+    updates["restore"] = (both.loc[changed, "status"] == "archived").to_numpy(dtype=bool)
+    archives = _anti(have[have["status"] == "active"], want, ["key"])
+    if desired.names is not None:
+        archives = archives.merge(desired.names, on="key", how="left")
+    members = stored.memberships
+    believed = members[members["state"].isin(["present", "adopted"])]
+    excluded = members[members["state"] == "excluded"]
+    adds = _anti(_anti(desired.memberships, believed, MEMBERSHIP_COLUMNS), excluded, MEMBERSHIP_COLUMNS)
+    ours = members[members["state"] == "present"][MEMBERSHIP_COLUMNS]
+    removes = _anti(ours, desired.memberships, MEMBERSHIP_COLUMNS)
+    # an archived class keeps its last members, as a record of the year
+    removes = removes[removes["container_key"].isin(want["key"])].reset_index(drop=True)
+    return ChangeSet(creates, updates, archives, adds, removes)
+
+
+@dataclass
+class Engine:
+    """Runs ops through an adapter in batches, with retries, recording each confirmed result."""
+
+    adapter: Adapter
+    sleep: Callable[[float], None] = time.sleep
+    max_attempts: int = 8
+    base_delay: float = 2.0
+    max_delay: float = 120.0
+    stats: dict[str, int] = field(default_factory=dict)
+    requests_per_minute: float | None = None
+    """Pace calls to this rate (default: the adapter's own ``requests_per_minute``, if it has one)."""
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        for name in ("writes", "reads", "retries", "throttles", "failed", "gone", "paced_ms"):
+            self.stats.setdefault(name, 0)
+        if self.requests_per_minute is None:
+            self.requests_per_minute = getattr(self.adapter, "requests_per_minute", None)
+        self._due = 0.0
+
+    def _pace(self, calls: int) -> None:
+        """Virtual scheduling: one batch may go at once, then calls leave at the configured rate, so
+        no 60-second window holds more than a minute's quota plus one batch."""
+        if not self.requests_per_minute:
+            return
+        interval = 60.0 / self.requests_per_minute
+        now = self.clock()
+        self._due = max(self._due, now) + calls * interval
+        wait = self._due - now - self.adapter.max_batch * interval
+        if wait > 0:
+            self.stats["paced_ms"] += round(wait * 1000)
+            self.sleep(wait)
+
+    def run(
+        self, ops: Iterable[Op], record: Callable[[list[tuple[Op, Outcome]]], None] | None = None
+    ) -> dict[str, Outcome]:
+        """Send ``ops``; ``record`` gets each batch's final results as soon as the batch answers."""
+        pending = list(ops)
+        attempts: dict[str, int] = {}
+        final: dict[str, Outcome] = {}
+        while pending:
+            retry: list[Op] = []
+            wait = 0.0
+            size = self.adapter.max_batch
+            for start in range(0, len(pending), size):
+                batch = pending[start : start + size]
+                self._pace(len(batch))
+                try:
+                    outcomes = self.adapter.send(batch)
+                except TransientError as exc:
+                    outcome = Outcome("retry", retry_after=exc.retry_after, throttled=exc.throttled)
+                    outcomes = {op.id: outcome for op in batch}
+                done: list[tuple[Op, Outcome]] = []
+                for op in batch:
+                    outcome = outcomes[op.id]
+                    if outcome.status == "retry":
+                        self.stats["throttles"] += int(outcome.throttled)
+                        attempts[op.id] = attempts.get(op.id, 0) + 1
+                        if attempts[op.id] < self.max_attempts:
+                            retry.append(op)
+                            wait = max(wait, self._delay(outcome, attempts[op.id]))
+                            continue
+                        outcome = Outcome("failed", error="gave up after retries")
+                    done.append((op, outcome))
+                    final[op.id] = outcome
+                    self._count(op, outcome)
+                if record and done:
+                    record(done)
+            self.stats["retries"] += len(retry)
+            pending = retry
+            if pending:
+                self.sleep(wait)
+        return final
+
+    def _delay(self, outcome: Outcome, attempt: int) -> float:
+        if outcome.retry_after is not None:
+            return float(outcome.retry_after)
+        return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+
+    def _count(self, op: Op, outcome: Outcome) -> None:
+        if outcome.status == "ok":
+            self.stats["writes" if op.action in WRITE_ACTIONS else "reads"] += 1
+        elif outcome.status == "gone":
+            self.stats["gone"] += 1
+        elif outcome.status == "failed":
+            self.stats["failed"] += 1

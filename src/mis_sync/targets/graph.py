@@ -1,0 +1,205 @@
+"""The Microsoft 365 adapter: engine ops as Microsoft Graph JSON ``$batch`` requests (≤ 20 each).
+
+Talks through the Airflow provider's ``KiotaRequestAdapterHook`` (connection type ``msgraph``): its
+credentials, base URL override and transport; the hook's own retry handler covers the outer request,
+the engine retries inner requests (each inner 429 carries its own ``Retry-After``).
+
+``kind``: ``education_class`` (``/education/classes``; teachers via ``teachers/$ref``) or ``group``
+(Microsoft 365 groups; teachers via ``owners/$ref``). Education classes are groups with the same id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import quote
+
+from mis_sync.errors import SetupError
+from mis_sync.targets.engine import WRITE_ACTIONS, Op, Outcome, TransientError
+
+GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
+MAX_BATCH = 20
+ALREADY_THERE = "added object references already exist"
+NOT_THERE = "removed object references do not exist"
+
+
+def _odata_quote(value: str) -> str:
+    return value.replace("'", "''")
+
+
+class GraphTransport:
+    """The provider hook on a private event loop, so the engine stays synchronous (and shared)."""
+
+    def __init__(self, conn_id: str) -> None:
+        from airflow.providers.microsoft.azure.hooks.msgraph import KiotaRequestAdapterHook
+
+        self._hook = KiotaRequestAdapterHook(conn_id=conn_id)
+        self._runner = asyncio.Runner()
+
+    def call(self, url: str, *, method: str = "GET", data: Any = None) -> Any:
+        from airflow.exceptions import AirflowException
+
+        try:
+            return self._runner.run(self._hook.run(url=url, method=method, data=data))
+        except PermissionError as exc:
+            raise SetupError(
+                f"Microsoft Graph refused the app ({_code(exc)}): check its permissions"
+            ) from None
+        except AirflowException as exc:  # 429 after the hook's retries, 5xx, timeouts
+            if type(exc).__name__ in ("AirflowBadRequest", "AirflowNotFoundException"):
+                raise SetupError(f"Microsoft Graph rejected a {method} ({_code(exc)})") from None
+            raise TransientError(f"Microsoft Graph {method} failed ({_code(exc)})") from None
+        except (TimeoutError, OSError) as exc:
+            raise TransientError(f"Microsoft Graph {method} failed ({type(exc).__name__})") from None
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self._hook.close())
+        finally:
+            self._runner.close()
+
+
+def _code(exc: BaseException) -> str:
+    """The Graph error code only: messages can quote a principal name."""
+    detail = exc.args[0] if exc.args else None
+    if isinstance(detail, dict):
+        error = detail.get("error", detail)
+        return str(error.get("code", "error")) if isinstance(error, dict) else "error"
+    return type(exc).__name__
+
+
+class GraphAdapter:
+    target = "microsoft365"
+    max_batch = MAX_BATCH
+
+    def __init__(self, transport: Any, *, kind: str = "education_class") -> None:
+        self.transport, self.kind = transport, kind
+        self.counters = {"requests": 0, "write_requests": 0, "inner_requests": 0}
+        self._collection = "education/classes" if kind == "education_class" else "groups"
+        self._user_ref = (
+            f"{GRAPH_ROOT}/education/users/"
+            if kind == "education_class"
+            else f"{GRAPH_ROOT}/directoryObjects/"
+        )
+
+    # ---- requests ------------------------------------------------------------------------------------
+    def _relation(self, role: str | None) -> str:
+        if role == "owner":
+            return "teachers" if self.kind == "education_class" else "owners"
+        return "members"
+
+    def request(self, op: Op) -> dict[str, Any]:
+        """The inner ``$batch`` request for one op (URLs relative to the version root)."""
+        col, cid = self._collection, op.container_id
+        if op.action == "read":
+            url = f"/{col}/{cid}/{self._relation(op.role)}?$select=id&$top=999"
+            return {"method": "GET", "url": url}
+        if op.action == "resolve":
+            return {"method": "GET", "url": f"/users/{quote(op.user_key or '', safe='@')}?$select=id"}
+        if op.action == "find":
+            if self.kind == "education_class":
+                flt = f"externalId eq '{_odata_quote(op.container_key or '')}'"
+            else:
+                flt = f"mailNickname eq '{_odata_quote(op.mail_nickname or '')}'"
+            return {"method": "GET", "url": f"/{col}?$filter={quote(flt)}&$select=id"}
+        if op.action == "create":
+            return {"method": "POST", "url": f"/{col}", "body": self._create_body(op)}
+        if op.action == "update":
+            return {
+                "method": "PATCH",
+                "url": f"/{col}/{cid}",
+                "body": {"displayName": op.display_name, "description": op.description},
+            }
+        if op.action == "archive":
+            return {"method": "PATCH", "url": f"/{col}/{cid}", "body": {"displayName": op.display_name}}
+        rel = self._relation(op.role)
+        if op.action == "add":
+            return {
+                "method": "POST",
+                "url": f"/{col}/{cid}/{rel}/$ref",
+                "body": {"@odata.id": self._user_ref + str(op.user_id)},
+            }
+        if op.action == "remove":
+            return {"method": "DELETE", "url": f"/{col}/{cid}/{rel}/{op.user_id}/$ref"}
+        raise ValueError(f"unknown op action {op.action!r}")
+
+    def _create_body(self, op: Op) -> dict[str, Any]:
+        common = {
+            "displayName": op.display_name,
+            "description": op.description,
+            "mailNickname": op.mail_nickname,
+        }
+        if self.kind == "education_class":
+            return {**common, "externalId": op.container_key, "externalSource": "sis"}
+        return {
+            **common,
+            "mailEnabled": True,
+            "securityEnabled": False,
+            "groupTypes": ["Unified"],
+            "visibility": "Private",
+        }
+
+    # ---- sending --------------------------------------------------------------------------------------
+    def send(self, ops: Sequence[Op]) -> dict[str, Outcome]:
+        requests = []
+        for index, op in enumerate(ops):
+            request = {"id": str(index + 1), **self.request(op)}
+            if "body" in request:
+                request["headers"] = {"Content-Type": "application/json"}
+            requests.append(request)
+        self.counters["requests"] += 1
+        self.counters["inner_requests"] += len(requests)
+        if any(op.action in WRITE_ACTIONS for op in ops):
+            self.counters["write_requests"] += 1
+        answer = self.transport.call("$batch", method="POST", data={"requests": requests})
+        by_id = {str(r.get("id")): r for r in (answer or {}).get("responses", [])}
+        return {op.id: self.outcome(op, by_id.get(str(index + 1))) for index, op in enumerate(ops)}
+
+    def outcome(self, op: Op, response: dict[str, Any] | None) -> Outcome:
+        if response is None:
+            return Outcome("retry")
+        status = int(response.get("status", 0))
+        headers = {str(k).lower(): v for k, v in (response.get("headers") or {}).items()}
+        body = response.get("body") or {}
+        if 200 <= status < 300:
+            return self._success(op, body)
+        if status == 429:
+            retry_after = headers.get("retry-after")
+            return Outcome("retry", retry_after=float(retry_after) if retry_after else None, throttled=True)
+        if status >= 500 or status in (408, 424):
+            return Outcome("retry")
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        message, code = str(error.get("message", "")), str(error.get("code", status))
+        if op.action == "add" and status == 400 and ALREADY_THERE in message:
+            return Outcome("ok")
+        if op.action == "remove" and status in (400, 404) and NOT_THERE in message:
+            return Outcome("ok")
+        if op.action == "resolve" and status == 404:
+            return Outcome("absent")
+        if status == 404 and op.action in ("update", "archive", "add", "remove"):
+            return Outcome("gone", error=code)
+        if status == 400 and "do not exist" in message and op.action == "add":
+            return Outcome("retry")  # replication delay just after a create
+        return Outcome("failed", error=code)
+
+    def _success(self, op: Op, body: Any) -> Outcome:
+        if op.action == "find":
+            values = body.get("value", []) if isinstance(body, dict) else []
+            return Outcome("ok", remote_id=values[0]["id"]) if values else Outcome("absent")
+        if op.action == "read":
+            return Outcome("ok", items=tuple(self._all_ids(body)))
+        if op.action in ("resolve", "create"):
+            return Outcome("ok", remote_id=body.get("id") if isinstance(body, dict) else None)
+        return Outcome("ok")
+
+    def _all_ids(self, page: dict[str, Any]) -> list[str]:
+        """Ids of a member list, following ``@odata.nextLink`` (the hook's retries cover those GETs)."""
+        ids: list[str] = []
+        while True:
+            ids.extend(str(item["id"]) for item in page.get("value", []))
+            link = page.get("@odata.nextLink")
+            if not link:
+                return ids
+            self.counters["requests"] += 1
+            page = self.transport.call(link)

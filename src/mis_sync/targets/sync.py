@@ -1,0 +1,315 @@
+"""One target's sync, in the three steps the DAG runs: prepare → sync chunks (mapped) → finish.
+
+``prepare`` reads the directory (the desired state) and the stored target state, runs the drift check
+when it is due, resolves users and splits the change set into chunks of classes. Each mapped task
+``sync_chunk`` makes its classes exist and sends its membership changes. ``finish`` adds up the counts.
+Only counts and ids reach logs and XCom; principal names stay in the database and the run folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from mis_sync.targets.desired import MEMBERSHIP_COLUMNS, DesiredState
+from mis_sync.targets.engine import ChangeSet, Engine, Op, Outcome, TransientError, diff
+from mis_sync.targets.store import StoredState, TargetStore
+
+log = logging.getLogger(__name__)
+UNKNOWN_USER_PREFIX = "id:"
+"""A live member MIS Sync does not know (a manual addition) is keyed by its remote id."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    groups_per_task: int = 200
+    drift_every: timedelta = timedelta(days=7)
+    drift_policy: str = "revert"
+    year_end: str = "rename"
+    archive_prefix: str = "(Archived) "
+
+
+def drift_due(stored: StoredState, policy: Policy, *, now: datetime, forced: bool) -> bool:
+    if forced or stored.last_drift_check_at is None:
+        return bool(len(stored.containers))
+    return now - stored.last_drift_check_at >= policy.drift_every
+
+
+def drift_check(engine: Engine, store: TargetStore, stored: StoredState, policy: Policy) -> dict[str, int]:
+    """Read live membership back and fold it into the stored state (revert or adopt manual changes)."""
+    active = stored.containers[stored.containers["status"] == "active"]
+    pairs = list(zip(active["key"], active["remote_id"], strict=True))
+    reads = [
+        Op(f"r{i}", "read", container_key=key, container_id=rid, role=role)
+        for i, (key, rid, role) in enumerate((k, r, role) for k, r in pairs for role in ("member", "owner"))
+    ]
+    results = engine.run(reads)
+    if any(results[op.id].status not in ("ok", "gone") for op in reads):
+        raise TransientError("drift check: live membership could not be read; the stored state is unchanged")
+    gone = sorted({str(op.container_key) for op in reads if results[op.id].status == "gone"})
+    if gone:  # deleted by hand in the target: forget it, so this run makes it again
+        store.forget_containers(gone)
+        active = active[~active["key"].isin(gone)]
+        reads = [op for op in reads if op.container_key not in gone]
+    live_ids = pd.DataFrame(
+        [(op.container_key, uid, op.role) for op in reads for uid in results[op.id].items],
+        columns=["container_key", "user_id", "role"],
+        dtype="string",
+    )
+    by_id = dict(zip(stored.users["remote_id"], stored.users["user_key"], strict=True))
+    live = pd.DataFrame(
+        {
+            "container_key": live_ids["container_key"],
+            "user_key": [by_id.get(uid, UNKNOWN_USER_PREFIX + uid) for uid in live_ids["user_id"]],
+            "role": live_ids["role"],
+        },
+        dtype="string",
+    ).drop_duplicates()
+    members = stored.memberships
+    believed = members[
+        members["state"].isin(["present", "adopted"]) & members["container_key"].isin(active["key"])
+    ]
+    extra = _minus(live, believed)
+    missing = _minus(believed[MEMBERSHIP_COLUMNS], live)
+    rows = live.assign(state="present")
+    if policy.drift_policy == "adopt":
+        # manual changes found now or adopted before stay as they are, until a human changes them back
+        in_scope = members[members["container_key"].isin(active["key"])]
+        kept = in_scope[in_scope["state"] == "adopted"][MEMBERSHIP_COLUMNS]
+        adopted = pd.concat([extra, _minus(live, _minus(live, kept))], ignore_index=True).drop_duplicates()
+        flags = rows.merge(adopted.assign(adopted=True), on=MEMBERSHIP_COLUMNS, how="left")["adopted"]
+        rows = rows.assign(state=["adopted" if flag is True else "present" for flag in flags])
+        was_excluded = in_scope[in_scope["state"] == "excluded"][MEMBERSHIP_COLUMNS]
+        excluded = pd.concat([missing, _minus(was_excluded, live)], ignore_index=True).drop_duplicates()
+        rows = pd.concat([rows, excluded.assign(state="excluded")], ignore_index=True)
+    store.replace_memberships(list(active["key"]), rows)
+    return {
+        "drift_extra": len(extra),
+        "drift_missing": len(missing),
+        "drift_containers": len(pairs),
+        "drift_gone": len(gone),
+    }
+
+
+def _minus(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    merged = left[MEMBERSHIP_COLUMNS].merge(right[MEMBERSHIP_COLUMNS], how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"][MEMBERSHIP_COLUMNS].reset_index(drop=True)
+
+
+def resolve_users(engine: Engine, store: TargetStore, known: pd.DataFrame, needed: set[str]) -> int:
+    """Resolve principal names not yet known; returns how many could not be resolved."""
+    missing = sorted(needed - set(known["user_key"]))
+    missing = [key for key in missing if not key.startswith(UNKNOWN_USER_PREFIX)]
+    ops = [Op(id=f"u{i}", action="resolve", user_key=key) for i, key in enumerate(missing)]
+    results = engine.run(ops)
+    resolved = {op.user_key: results[op.id].remote_id for op in ops if results[op.id].status == "ok"}
+    store.save_users({k: v for k, v in resolved.items() if k and v})
+    return len(missing) - len(resolved)
+
+
+def assign_chunks(changes: ChangeSet, size: int) -> dict[str, int]:
+    keys = set(changes.creates["key"]) | set(changes.updates["key"]) | set(changes.archives["key"])
+    keys |= set(changes.adds["container_key"]) | set(changes.removes["container_key"])
+    return {key: index // size for index, key in enumerate(sorted(keys))}
+
+
+def prepare(
+    engine: Engine,
+    store: TargetStore,
+    desired: DesiredState,
+    policy: Policy,
+    *,
+    force_drift_check: bool = False,
+    now: datetime | None = None,
+) -> tuple[ChangeSet, dict[str, int], dict[str, Any]]:
+    """The change set, its chunk numbers by container key, and a summary of counts."""
+    now = now or datetime.now(UTC)
+    stored = store.load()
+    summary: dict[str, Any] = {"drift_checked": False}
+    if drift_due(stored, policy, now=now, forced=force_drift_check):
+        summary.update(drift_check(engine, store, stored, policy), drift_checked=True)
+        stored = store.load()
+    changes = diff(desired, stored)
+    summary["unresolved_users"] = resolve_users(engine, store, stored.users, set(changes.adds["user_key"]))
+    chunks = assign_chunks(changes, policy.groups_per_task)
+    summary.update(changes.counts(), chunks=len(set(chunks.values())))
+    log.info("change set %s; %s unresolved user(s)", changes.counts(), summary["unresolved_users"])
+    return changes, chunks, summary
+
+
+def sync_chunk(engine: Engine, store: TargetStore, changes: ChangeSet, policy: Policy) -> dict[str, int]:
+    """Make this chunk's classes exist and match, then send its membership changes."""
+    stored = store.load()
+    container_ids = dict(zip(stored.containers["key"], stored.containers["remote_id"], strict=True))
+    counts = {"created": 0, "adopted": 0, "skipped_unresolved": 0, "skipped_no_class": 0}
+    updates = changes.updates
+    if len(changes.creates):
+        found, created = _ensure_containers(engine, store, changes.creates)
+        container_ids.update(found | created)
+        counts["created"], counts["adopted"] = len(created), len(found)
+        adopted = changes.creates[changes.creates["key"].isin(list(found))]
+        updates = pd.concat([updates, adopted.assign(remote_id=adopted["key"].map(found))], ignore_index=True)
+    user_ids = dict(zip(stored.users["user_key"], stored.users["remote_id"], strict=True))
+    container_ops = _container_ops(store, updates, changes.archives, policy)
+    adds, member_removes, owner_removes = [], [], []
+    for action, frame in (("add", changes.adds), ("remove", changes.removes)):
+        for container_key, user_key, role in frame[MEMBERSHIP_COLUMNS].itertuples(index=False):
+            cid = container_ids.get(container_key)
+            uid = (
+                user_key[len(UNKNOWN_USER_PREFIX) :]
+                if user_key.startswith(UNKNOWN_USER_PREFIX)
+                else user_ids.get(user_key)
+            )
+            if cid is None:
+                counts["skipped_no_class"] += 1
+                continue
+            if uid is None:
+                counts["skipped_unresolved"] += 1
+                continue
+            op = Op(
+                f"m{len(adds) + len(member_removes) + len(owner_removes)}",
+                action,
+                container_key,
+                cid,
+                user_key,
+                uid,
+                role,
+            )
+            (adds if action == "add" else owner_removes if role == "owner" else member_removes).append(op)
+    engine.run([*container_ops, *adds, *member_removes], lambda done: _record(store, done))
+    engine.run(owner_removes, lambda done: _record(store, done))
+    return counts
+
+
+def _ensure_containers(
+    engine: Engine, store: TargetStore, creates: pd.DataFrame
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Find each class by its key before creating it; a create that failed is looked up again."""
+    rows = {r["key"]: r for r in creates.to_dict("records")}
+    found: dict[str, str] = {}
+    created: dict[str, str] = {}
+    todo = list(rows)
+    for _round in range(3):
+        if not todo:
+            break
+        finds = [_container_op(f"f{i}", "find", rows[k]) for i, k in enumerate(todo)]
+        results = engine.run(finds)
+        absent = []
+        for op in finds:
+            outcome = results[op.id]
+            if outcome.status == "ok" and outcome.remote_id:
+                found[op.container_key] = outcome.remote_id  # type: ignore[index]
+            elif outcome.status == "absent":
+                absent.append(op.container_key)
+        store.save_containers(
+            [
+                {"key": k, "remote_id": found[k], "attr_hash": None, "status": "active"}
+                for k in todo
+                if k in found
+            ]
+        )
+        create_ops = [_container_op(f"c{i}", "create", rows[k]) for i, k in enumerate(absent)]
+        results = engine.run(create_ops)
+        done = [op for op in create_ops if results[op.id].status == "ok" and results[op.id].remote_id]
+        for op in done:
+            created[op.container_key] = results[op.id].remote_id  # type: ignore[index,assignment]
+        store.save_containers(
+            [
+                {
+                    "key": op.container_key,
+                    "remote_id": created[op.container_key],
+                    "attr_hash": rows[op.container_key]["attr_hash"],
+                    "status": "active",
+                }  # type: ignore[index]
+                for op in done
+            ]
+        )
+        todo = [
+            op.container_key
+            for op in create_ops
+            if results[op.id].status == "failed" and results[op.id].error == "gave up after retries"
+        ]  # type: ignore[misc]
+    return found, created
+
+
+def _container_op(op_id: str, action: Any, row: dict[str, Any], remote_id: str | None = None) -> Op:
+    return Op(
+        op_id,
+        action,
+        container_key=row["key"],
+        container_id=remote_id,
+        display_name=row["display_name"],
+        description=row["description"],
+        mail_nickname=row["mail_nickname"],
+        section=_text(row.get("section")),
+        room=_text(row.get("room")),
+        attr_hash=row["attr_hash"],
+        restore=str(row.get("restore")) == "True",  # a bool, numpy's, or NaN for adopted classes
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _container_ops(
+    store: TargetStore, updates: pd.DataFrame, archives: pd.DataFrame, policy: Policy
+) -> list[Op]:
+    """Updates, and archives by renaming (``year_end: rename``) or only by marking (``keep``)."""
+    ops = [
+        _container_op(f"p{i}", "update", r, r["remote_id"]) for i, r in enumerate(updates.to_dict("records"))
+    ]
+    if policy.year_end == "keep":
+        store.save_containers(
+            [
+                {
+                    "key": r["key"],
+                    "remote_id": r["remote_id"],
+                    "attr_hash": r["attr_hash"],
+                    "status": "archived",
+                }
+                for r in archives.to_dict("records")
+            ]
+        )
+        return ops
+    for i, row in enumerate(archives.to_dict("records")):
+        name = f"{policy.archive_prefix}{row.get('display_name') or row['key']}"[:256]
+        ops.append(
+            Op(
+                f"a{i}",
+                "archive",
+                container_key=row["key"],
+                container_id=row["remote_id"],
+                display_name=name,
+                attr_hash=None,
+            )
+        )
+    return ops
+
+
+def _record(store: TargetStore, done: Sequence[tuple[Op, Outcome]]) -> None:
+    present, absent, containers, gone = [], [], [], []
+    for op, outcome in done:
+        if outcome.status == "gone":
+            gone.append(op.container_key)
+        elif outcome.status != "ok":
+            continue
+        elif op.action in ("add", "remove"):
+            (present if op.action == "add" else absent).append((op.container_key, op.user_key, op.role))
+        elif op.action in ("update", "archive"):
+            containers.append(
+                {
+                    "key": op.container_key,
+                    "remote_id": op.container_id,
+                    "attr_hash": op.attr_hash,
+                    "status": "archived" if op.action == "archive" else "active",
+                }
+            )
+    store.save_memberships(present, absent)  # type: ignore[arg-type]
+    store.save_containers(containers)
+    store.forget_containers([k for k in gone if k])
