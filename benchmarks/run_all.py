@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bench_classroom
+import bench_connectors
 import bench_dag_parse
 import bench_plan_apply
 import bench_quality
@@ -29,6 +30,7 @@ SCRIPTS = {
     bench_quality.__file__: bench_quality.SCENARIOS,
     bench_targets.__file__: bench_targets.SCENARIOS,
     bench_classroom.__file__: bench_classroom.SCENARIOS,
+    bench_connectors.__file__: bench_connectors.SCENARIOS,
 }
 
 

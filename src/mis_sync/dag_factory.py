@@ -268,7 +268,8 @@ def target_fan_out(config: Establishment, target: str, current: Any) -> Any:
         def prepare() -> list[int]:
             from mis_sync.targets.stages import prepare_stage
 
-            ctx, params = current()
+            # the keys decrypt initial passwords, only when accounts are provisioned in the target
+            ctx, params = current(with_keys=bool(getattr(settings, "provision_accounts", False)))
             return prepare_stage(ctx, target, force_drift_check=bool(params["drift_check"]))["chunk_ids"]
 
         @task(pool=settings.pool, max_active_tis_per_dagrun=4)

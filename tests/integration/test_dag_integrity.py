@@ -56,7 +56,8 @@ def test_dag_policy() -> None:
     assert {"mis-sync", "mis:file_drop", "mode:create", "demo"} <= set(dag.tags)
     assert "Demo Academy" in dag.doc_md and "8814001" in dag.doc_md
     assert {"dry_run", "full_sync", "approve_suspensions"} <= set(dag.params.keys())
-    assert [t.task_id for t in dag.topological_sort()] == [
+    order = [t.task_id for t in dag.topological_sort()]
+    spine = [
         "extract",
         "validate",
         "plan",
@@ -66,6 +67,15 @@ def test_dag_policy() -> None:
         "apply_approved",
         "report",
     ]
+    assert [t for t in order if t in spine] == spine
+    fan_out = ["microsoft365.prepare", "microsoft365.sync_chunk", "microsoft365.finish"]
+    assert [t for t in order if t.startswith("microsoft365.")] == fan_out
+    assert dag.get_task("microsoft365.prepare").upstream_task_ids == {"apply"}, "beside the approval branch"
+    assert "microsoft365.finish" in dag.get_task("report").upstream_task_ids
+    for task_id in fan_out[:2]:
+        assert dag.get_task(task_id).pool == "misync_graph"
+    assert type(dag.get_task("microsoft365.sync_chunk")).__name__.endswith("MappedOperator")
+    assert "drift_check" in dag.params.keys()
     approval = dag.get_task("approve_held_changes")
     assert type(approval).__name__ == "ApprovalOperator"
     assert approval.defaults == ["Reject"], "no answer means nothing is removed"

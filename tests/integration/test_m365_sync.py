@@ -237,6 +237,18 @@ def test_drift_check_adopts_manual_changes_when_configured(
     assert run(directory, tmp_path, cfg, "r3", force_drift_check=True)["writes"] == 0
 
 
+def test_a_class_deleted_by_hand_is_made_again_at_the_drift_check(
+    directory: Engine, fake: FakeGraph, tmp_path: Path
+) -> None:
+    run(directory, tmp_path, config(), "r1")
+    cid, cls = next(iter(fake.state.classes.items()))
+    fake.store.handle("DELETE", f"education/classes/{cid}", {}, None)
+    summary = run(directory, tmp_path, config(), "r2", force_drift_check=True)
+    assert summary["drift"]["drift_gone"] == 1 and summary["created"] == 1
+    assert fake.state.class_by_external_id(cls["externalId"]) is not None
+    assert_converged(directory, fake)
+
+
 def test_drift_check_is_weekly_by_default(directory: Engine, fake: FakeGraph, tmp_path: Path) -> None:
     first = run(directory, tmp_path, config(), "r1")
     assert not first["drift_checked"], "nothing to check before the first sync"

@@ -177,6 +177,8 @@ class TargetUser(Base):
     target: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
     remote_id: Mapped[str] = mapped_column(String(128))
+    attr_hash: Mapped[str | None] = mapped_column(String(32))
+    """Hash of the account fields provisioning last set (None when the user was only looked up)."""
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -315,6 +315,10 @@ class GraphStore:
             user = self._user(parts[2], by_upn=False)
             return 200, {}, _select({"@odata.type": "#microsoft.graph.educationUser", **user}, query)
         if parts[:1] == ["users"]:
+            if method in ("POST", "PATCH"):
+                from mis_sync.fakes.graph_users import user_write
+
+                return user_write(self, method, parts, body)
             if len(parts) == 1 and method == "GET":
                 return self._page(path, "users", list(self.state.users.values()), query)
             if len(parts) == 2 and method == "GET":

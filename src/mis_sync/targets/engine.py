@@ -18,15 +18,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import pandas as pd
 
 from mis_sync.targets.desired import CONTAINER_COLUMNS, MEMBERSHIP_COLUMNS, DesiredState
 from mis_sync.targets.store import StoredState
 
-Action = Literal["read", "resolve", "find", "create", "update", "archive", "add", "remove"]
-WRITE_ACTIONS = frozenset({"create", "update", "archive", "add", "remove"})
+Action = Literal[
+    "read", "resolve", "find", "create", "update", "archive", "add", "remove", "create_user", "update_user"
+]
+WRITE_ACTIONS = frozenset({"create", "update", "archive", "add", "remove", "create_user", "update_user"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Op:
     section: str | None = None
     room: str | None = None
     attr_hash: str | None = None
+    body: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """An account's fields (``create_user`` / ``update_user``): may hold an initial password, so it is
+    never part of ``repr`` (logs) and never written to the run folder."""
     """What the container's name and description hash to once this op is applied (recorded on ok)."""
     restore: bool = False
     """An update of a container MIS Sync archived: bring it back (Classroom: courseState ACTIVE)."""
@@ -159,9 +164,16 @@ class Engine:
             self.sleep(wait)
 
     def run(
-        self, ops: Iterable[Op], record: Callable[[list[tuple[Op, Outcome]]], None] | None = None
+        self,
+        ops: Iterable[Op],
+        record: Callable[[list[tuple[Op, Outcome]]], None] | None = None,
+        *,
+        attempts_each: int | None = None,
     ) -> dict[str, Outcome]:
-        """Send ``ops``; ``record`` gets each batch's final results as soon as the batch answers."""
+        """Send ``ops``; ``record`` gets each batch's final results as soon as the batch answers.
+
+        ``attempts_each=1`` hands retrying back to the caller (creates: look up, then create again)."""
+        limit = attempts_each or self.max_attempts
         pending = list(ops)
         attempts: dict[str, int] = {}
         final: dict[str, Outcome] = {}
@@ -183,7 +195,7 @@ class Engine:
                     if outcome.status == "retry":
                         self.stats["throttles"] += int(outcome.throttled)
                         attempts[op.id] = attempts.get(op.id, 0) + 1
-                        if attempts[op.id] < self.max_attempts:
+                        if attempts[op.id] < limit:
                             retry.append(op)
                             wait = max(wait, self._delay(outcome, attempts[op.id]))
                             continue

@@ -95,6 +95,10 @@ class GraphAdapter:
         if op.action == "read":
             url = f"/{col}/{cid}/{self._relation(op.role)}?$select=id&$top=999"
             return {"method": "GET", "url": url}
+        if op.action == "create_user":
+            return {"method": "POST", "url": "/users", "body": op.body}
+        if op.action == "update_user":
+            return {"method": "PATCH", "url": f"/users/{op.user_id}", "body": op.body}
         if op.action == "resolve":
             return {"method": "GET", "url": f"/users/{quote(op.user_key or '', safe='@')}?$select=id"}
         if op.action == "find":
@@ -177,7 +181,7 @@ class GraphAdapter:
             return Outcome("ok")
         if op.action == "resolve" and status == 404:
             return Outcome("absent")
-        if status == 404 and op.action in ("update", "archive", "add", "remove"):
+        if status == 404 and op.action in ("read", "update", "archive", "add", "remove"):
             return Outcome("gone", error=code)
         if status == 400 and "do not exist" in message and op.action == "add":
             return Outcome("retry")  # replication delay just after a create
@@ -189,7 +193,7 @@ class GraphAdapter:
             return Outcome("ok", remote_id=values[0]["id"]) if values else Outcome("absent")
         if op.action == "read":
             return Outcome("ok", items=tuple(self._all_ids(body)))
-        if op.action in ("resolve", "create"):
+        if op.action in ("resolve", "create", "create_user"):
             return Outcome("ok", remote_id=body.get("id") if isinstance(body, dict) else None)
         return Outcome("ok")
 

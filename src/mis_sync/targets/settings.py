@@ -74,8 +74,15 @@ class Microsoft365Target(_Strict):
     pool: str = "misync_graph"
     """Airflow pool capping concurrent Graph work across every establishment's DAG."""
     provision_accounts: bool = False
-    """Also create, update and disable the Entra users themselves (else they must already exist)."""
+    """Also create, update and disable the Entra users themselves (else they must already exist).
+    New accounts get the user's stored initial password (``passwords.issue_initial``)."""
+    provision_roles: tuple[Literal["pupil", "teaching_staff", "non_teaching_staff", "parent"], ...] = (
+        "pupil",
+        "teaching_staff",
+        "non_teaching_staff",
+    )
     usage_location: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] = "GB"
+    """Needed before a licence can be assigned (Graph refuses licences without it)."""
 
     _templates = field_validator("naming", "description", "mail_nickname")(_check_template)
 

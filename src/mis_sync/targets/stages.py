@@ -110,12 +110,24 @@ def prepare_stage(
 ) -> dict[str, Any]:
     started = time.monotonic()
     store = TargetStore(ctx.engine, ctx.establishment.id, target)
-    desired = desired_state(load_state(ctx.engine, ctx.establishment.id), naming_of(ctx, target))
-    with ADAPTERS[target](settings_of(ctx, target)) as adapter:
+    state = load_state(ctx.engine, ctx.establishment.id)
+    desired = desired_state(state, naming_of(ctx, target))
+    cfg = settings_of(ctx, target)
+    with ADAPTERS[target](cfg) as adapter:
         engine = Engine(adapter, sleep=sleep)
+        accounts: dict[str, int] = {}
+        if getattr(cfg, "provision_accounts", False):
+            from mis_sync.targets.accounts import desired_users, provision
+
+            wanted = desired_users(state, naming_of(ctx, target).domain, cfg.provision_roles)
+            accounts = provision(
+                engine, store, ctx.engine, wanted,
+                usage_location=cfg.usage_location, credential_keys=ctx.credential_keys,
+            )  # fmt: skip
         changes, chunks, summary = prepare(
             engine, store, desired, policy_of(ctx, target), force_drift_check=force_drift_check
         )
+        summary.update(accounts)
         summary["prepare"] = _counters(adapter, engine, started)
     folder = _folder(ctx, target)
     for part in PARTS:
@@ -163,6 +175,11 @@ def finish_stage(
         "target": target,
         "changes": {part: int(prepared.get(part, 0)) for part in PARTS},
         "unresolved_users": int(prepared.get("unresolved_users", 0)),
+        "accounts": {
+            k: int(prepared[k])
+            for k in ("users_created", "users_updated", "users_adopted", "no_initial_password")
+            if k in prepared
+        },
         "drift_checked": bool(prepared.get("drift_checked")),
         "drift": {k: int(v) for k, v in prepared.items() if k.startswith("drift_") and isinstance(v, int)},
         "chunks": len(chunks),

@@ -82,15 +82,31 @@ class TargetStore:
         return StoredState(containers, memberships, users, checked)
 
     # ---- writes ---------------------------------------------------------------------------------------
-    def save_users(self, resolved: dict[str, str]) -> None:
+    def load_user_hashes(self) -> pd.DataFrame:
+        """user_key, remote_id, attr_hash (what provisioning last set; None if only looked up)."""
+        with self.engine.connect() as conn:
+            return query_frame(
+                conn,
+                select(TargetUser.user_key, TargetUser.remote_id, TargetUser.attr_hash).where(
+                    self._where(TargetUser)
+                ),
+                ["user_key", "remote_id", "attr_hash"],
+            )
+
+    def save_users(self, resolved: dict[str, str], hashes: dict[str, str | None] | None = None) -> None:
+        """Record principal name → remote id (and, from provisioning, the account fields' hash)."""
         if not resolved:
             return
         keys = list(resolved)
         now = _now()
+        hashes = hashes or {}
         with self.engine.begin() as conn:
             for part in _chunks(keys):
                 conn.execute(delete(TargetUser).where(self._where(TargetUser), TargetUser.user_key.in_(part)))
-            rows = [self._row(user_key=k, remote_id=resolved[k], resolved_at=now) for k in keys]
+            rows = [
+                self._row(user_key=k, remote_id=resolved[k], attr_hash=hashes.get(k), resolved_at=now)
+                for k in keys
+            ]
             conn.execute(insert(TargetUser), rows)
 
     def save_containers(self, rows: list[dict[str, Any]]) -> None:

@@ -189,14 +189,17 @@ def sync_chunk(engine: Engine, store: TargetStore, changes: ChangeSet, policy: P
 def _ensure_containers(
     engine: Engine, store: TargetStore, creates: pd.DataFrame
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Find each class by its key before creating it; a create that failed is looked up again."""
+    """Find each class by its key before creating it. A create that failed in a way that may still
+    have been applied (a 5xx, a timeout) is not simply re-sent: the next round looks it up again."""
     rows = {r["key"]: r for r in creates.to_dict("records")}
     found: dict[str, str] = {}
     created: dict[str, str] = {}
     todo = list(rows)
-    for _round in range(3):
+    for attempt in range(engine.max_attempts):
         if not todo:
             break
+        if attempt:
+            engine.sleep(min(engine.max_delay, engine.base_delay * 2 ** (attempt - 1)))
         finds = [_container_op(f"f{i}", "find", rows[k]) for i, k in enumerate(todo)]
         results = engine.run(finds)
         absent = []
@@ -214,7 +217,7 @@ def _ensure_containers(
             ]
         )
         create_ops = [_container_op(f"c{i}", "create", rows[k]) for i, k in enumerate(absent)]
-        results = engine.run(create_ops)
+        results = engine.run(create_ops, attempts_each=1)
         done = [op for op in create_ops if results[op.id].status == "ok" and results[op.id].remote_id]
         for op in done:
             created[op.container_key] = results[op.id].remote_id  # type: ignore[index,assignment]

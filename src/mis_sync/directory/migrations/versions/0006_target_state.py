@@ -50,6 +50,7 @@ def upgrade() -> None:
         *_key(),
         sa.Column("user_key", sa.String(length=320), nullable=False),
         sa.Column("remote_id", sa.String(length=128), nullable=False),
+        sa.Column("attr_hash", sa.String(length=32), nullable=True),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("establishment_id", "target", "user_key"),
     )
