@@ -290,12 +290,32 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
         "last_successful_sync": status.get("last_success_at"),
         "last_sync_from_mis": status.get("data_changed_at"),
         "targets": _target_summaries(ctx),
+        "source_limits": source_limits(ctx.establishment.mis.type, ctx.establishment.mis.source),
     }
     storage.write_json(ctx.folder, "report.json", report)
     _record_run(ctx.engine, report)
     for line in render_report(report).splitlines():
         log.info("%s", line)
     return report
+
+
+def source_limits(mis_type: str, source: str) -> list[str]:
+    """What this MIS or route cannot provide, so the report says why e.g. no teaching groups synced."""
+    from mis_sync.connectors.catalog import CATALOGUE
+    from mis_sync.connectors.routes import MIS_CATALOGUE
+
+    limits = []
+    entry = CATALOGUE.get(source)
+    if entry is not None and entry.missing_group_kinds():
+        kinds = ", ".join(sorted(entry.missing_group_kinds()))
+        limits.append(
+            f"{entry.type} provides no {kinds} groups: none are synced"
+            + (f" ({entry.notes})" if entry.notes else "")
+        )
+    mis = MIS_CATALOGUE.get(mis_type)
+    if mis is not None and not mis.has_teaching_groups and source != mis_type:
+        limits.append(f"{mis.title} keeps no teaching groups: none are synced ({mis.note})")
+    return limits
 
 
 def _target_summaries(ctx: RunContext) -> dict[str, Any]:
@@ -393,6 +413,8 @@ def render_report(report: dict[str, Any]) -> str:
         *([f"  notes:        {fmt(report['notes'])}"] if report.get("notes") else []),
         f"  directory writes: {report['writes']}",
     ]
+    for limit in report.get("source_limits", []):
+        lines.append(f"  note: {limit}")
     for target, t in report.get("targets", {}).items():
         lines.append(
             f"  {target}: {t['writes']} writes in {t['write_requests']} write requests "

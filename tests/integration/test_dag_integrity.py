@@ -75,7 +75,7 @@ def test_dag_policy() -> None:
     for task_id in fan_out[:2]:
         assert dag.get_task(task_id).pool == "misync_graph"
     assert type(dag.get_task("microsoft365.sync_chunk")).__name__.endswith("MappedOperator")
-    assert "drift_check" in dag.params.keys()
+    assert "drift_check" in dag.params
     approval = dag.get_task("approve_held_changes")
     assert type(approval).__name__ == "ApprovalOperator"
     assert approval.defaults == ["Reject"], "no answer means nothing is removed"
