@@ -18,7 +18,7 @@ from mis_sync.config import ConfigError, load_establishment
 from mis_sync.connections import ConnectionInfo
 from mis_sync.errors import SetupError
 from mis_sync.targets.classroom import MAX_ALIAS, ClassroomAdapter, course_alias
-from mis_sync.targets.classroom_transport import ClassroomTransport, credentials
+from mis_sync.targets.classroom_transport import DIRECTORY_SCOPE, SCOPES, ClassroomTransport, credentials
 from mis_sync.targets.desired import attr_hash
 from mis_sync.targets.engine import Engine, Op, Outcome
 from mis_sync.targets.settings import GoogleClassroomTarget, TargetsConfig
@@ -49,9 +49,42 @@ def test_defaults_and_what_enabling_needs() -> None:
     assert on.domain == "school.example"
 
 
-def test_provision_accounts_is_refused_with_a_reason() -> None:
-    with pytest.raises(ValidationError, match="not available in this release"):
-        GoogleClassroomTarget(provision_accounts=True)
+def test_provisioning_settings_are_checked() -> None:
+    on = GoogleClassroomTarget(provision_accounts=True, org_units={"pupil": "/Pupils/Year {year_group}"})
+    assert on.provision_roles == ("pupil", "teaching_staff", "non_teaching_staff")
+    assert on.org_units.path("pupil", "5") == "/Pupils/Year 5"
+    assert on.org_units.path("pupil", None) == "/Pupils", "no year group: the unit above"
+    assert on.org_units.path("teaching_staff", None) == "/"
+    with pytest.raises(ValidationError, match="starts with '/'"):
+        GoogleClassroomTarget(org_units={"pupil": "Pupils"})
+    with pytest.raises(ValidationError, match="no empty segments"):
+        GoogleClassroomTarget(org_units={"teaching_staff": "/Staff/"})
+    with pytest.raises(ValidationError, match=r"no \{fields\} are allowed"):
+        GoogleClassroomTarget(org_units={"teaching_staff": "/Staff/{year_group}"})
+    with pytest.raises(ValidationError, match=r"only \{year_group\} may be used"):
+        GoogleClassroomTarget(org_units={"pupil": "/Pupils/{name}"})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        GoogleClassroomTarget(org_units={"governor": "/Governors"})
+    with pytest.raises(ValidationError, match="provision_roles is empty"):
+        GoogleClassroomTarget(
+            enabled=True, domain="s.example", owner="it.admin", provision_accounts=True, provision_roles=()
+        )
+
+
+def test_account_bodies_for_the_directory() -> None:
+    row = {"user_key": "a.pupil@s.example", "mail_nickname": "a.pupil", "given_name": "Ann",
+           "surname": "", "enabled": False, "org_unit": "/Pupils/Year 5", "mis_id": "P1"}  # fmt: skip
+    patch = ClassroomAdapter.account_body(row, None)
+    assert patch == {
+        "name": {"givenName": "Ann", "familyName": "a.pupil"},
+        "suspended": True,
+        "orgUnitPath": "/Pupils/Year 5",
+    }
+    insert = ClassroomAdapter.account_body({**row, "enabled": True}, "initial-Pa55")
+    assert insert["primaryEmail"] == "a.pupil@s.example" and insert["password"] == "initial-Pa55"
+    assert insert["changePasswordAtNextLogin"] is True and insert["suspended"] is False
+    assert insert["externalIds"] == [{"type": "organization", "value": "P1"}]
+    assert "externalIds" not in ClassroomAdapter.account_body({**row, "mis_id": None}, "initial-Pa55")
 
 
 def test_yaml_block_loads_and_errors_name_the_field(tmp_path: Path) -> None:
@@ -65,8 +98,8 @@ def test_yaml_block_loads_and_errors_name_the_field(tmp_path: Path) -> None:
     path.write_text(head + block)
     cfg = load_establishment(path).targets.google_classroom
     assert (cfg.enabled, cfg.connection_id, cfg.course_state) == (True, "google_demo", "PROVISIONED")
-    path.write_text(head + block + "    provision_accounts: true\n")
-    with pytest.raises(ConfigError, match=r"targets\.google_classroom\.provision_accounts"):
+    path.write_text(head + block + "    provision_accounts: true\n    org_units:\n      pupil: Pupils\n")
+    with pytest.raises(ConfigError, match=r"targets\.google_classroom\.org_units\.pupil"):
         load_establishment(path)
 
 
@@ -196,6 +229,23 @@ def test_credentials_impersonate_the_subject() -> None:
     transport = ClassroomTransport(ConnectionInfo("g", extra={"api_endpoint": "http://127.0.0.1:9"}))
     assert transport.batch_uri == "http://127.0.0.1:9/batch"
     transport.close()
+
+
+def test_directory_calls_get_their_own_batches() -> None:
+    conn = ConnectionInfo("g", extra={"api_endpoint": "http://127.0.0.1:9/"})
+    transport = ClassroomTransport(conn, directory=True)
+    assert transport.directory_batch_uri == "http://127.0.0.1:9/batch"
+    adapter = ClassroomAdapter(transport, owner="it.admin@s.example")
+    lookup = adapter.request(Op("1", "resolve", user_key="a@s.example", role="account"))
+    assert "admin/directory/v1/users/" in lookup.uri and "isAdmin" in lookup.uri
+    assert "v1/userProfiles/" in adapter.request(Op("2", "resolve", user_key="a@s.example")).uri
+    with pytest.raises(ValueError, match="one API"):
+        adapter.send([Op("1", "resolve", user_key="a", role="account"), Op("2", "resolve", user_key="a")])
+    transport.close()
+    key = _key()
+    creds = credentials(ConnectionInfo("g", extra={"keyfile_dict": key, "subject": "admin@s.example"}),
+                        (*SCOPES, DIRECTORY_SCOPE))  # fmt: skip
+    assert DIRECTORY_SCOPE in creds._scopes
 
 
 # ---- answers ----------------------------------------------------------------------------------------------

@@ -340,3 +340,13 @@ def test_unquoted_laestab_says_to_quote_it(tmp_path: Path) -> None:
     path.write_text("id: unquoted\nname: U\nlaestab: 8814001\nmis: {type: file_drop, connection_id: x}\n")
     with pytest.raises(ConfigError, match=r'laestab: .*quotes.*"8814001"'):
         load_establishment(path)
+
+
+def test_report_says_why_a_source_has_no_teaching_groups() -> None:
+    from mis_sync.pipeline import source_limits
+
+    direct = source_limits("scholarpack", "scholarpack")
+    assert len(direct) == 1 and "no teaching groups" in direct[0] and "none are synced" in direct[0]
+    via = source_limits("scholarpack", "wonde")
+    assert len(via) == 1 and "ScholarPack keeps no teaching groups" in via[0]
+    assert source_limits("arbor", "arbor") == [] and source_limits("file_drop", "file_drop") == []

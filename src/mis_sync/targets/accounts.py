@@ -8,13 +8,19 @@ tenant agree, before classes are synced, so memberships can resolve the new user
 - A new account gets the user's stored initial password (decrypted here, in memory, only for the
   request body) and must change it at first sign-in. A user with no stored password is not created
   and is counted (``no_initial_password``): turn on ``passwords.issue_initial``.
-- A suspended user is disabled (``accountEnabled: false``), never deleted.
+- A suspended user is disabled (``accountEnabled: false``; Google: ``suspended: true``), never deleted.
+
+The flow is the same for every target; the target's request body comes from ``body_for`` (the wanted
+row and, for a create, the initial password): :func:`graph_body` for Microsoft 365, the Classroom
+adapter's ``account_body`` for Google Workspace. With ``guard_admins`` a known account is looked up
+again before an update, and one the target reports as an admin (``Outcome.protected``) is never changed,
+only counted (``users_protected``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -37,9 +43,17 @@ USER_COLUMNS = [
     "surname",
     "enabled",
 ]
+BodyFor = Callable[[dict[str, Any], "str | None"], dict[str, Any]]
+"""An account's request body from a wanted row: with the initial password for a create, ``None`` for
+an update."""
+OrgUnitOf = Callable[[str, "str | None"], str]
+"""(role, year group) → the account's org unit path (Google Workspace)."""
 
 
-def desired_users(state: DirectoryState, domain: str, roles: Sequence[str]) -> pd.DataFrame:
+def desired_users(
+    state: DirectoryState, domain: str, roles: Sequence[str], *, org_unit: OrgUnitOf | None = None
+) -> pd.DataFrame:
+    """The accounts the directory wants; with ``org_unit`` also an ``org_unit`` column (in the hash)."""
     users = state.users[state.users["role"].isin(list(roles))]
     frame = pd.DataFrame(
         {
@@ -50,9 +64,15 @@ def desired_users(state: DirectoryState, domain: str, roles: Sequence[str]) -> p
             "given_name": users["first_name"].fillna("").astype(str),
             "surname": users["last_name"].fillna("").astype(str),
             "enabled": (users["status"] == "active").to_numpy(),
+            "mis_id": users["mis_id"].astype(object).where(users["mis_id"].notna(), None).to_numpy(),
         }
     )
-    parts = frame[["display_name", "given_name", "surname", "enabled"]].astype(str).agg("\x1f".join, axis=1)
+    hashed = ["display_name", "given_name", "surname", "enabled"]
+    if org_unit is not None:
+        years = users["year_group"].astype(object).where(users["year_group"].notna(), None)
+        frame["org_unit"] = [org_unit(str(r), y) for r, y in zip(users["role"], years, strict=True)]
+        hashed.append("org_unit")
+    parts = frame[hashed].astype(str).agg("\x1f".join, axis=1)
     frame["attr_hash"] = [hashlib.sha256(p.encode()).hexdigest()[:16] for p in parts]
     return frame.reset_index(drop=True)
 
@@ -65,6 +85,22 @@ def _body(row: dict[str, Any], usage_location: str) -> dict[str, Any]:
         "surname": row["surname"][:64] or None,
         "usageLocation": usage_location,
     }
+
+
+def graph_body(usage_location: str) -> BodyFor:
+    """Microsoft Graph user bodies (``POST /users`` with a password, ``PATCH /users/{id}`` without)."""
+
+    def body_for(row: dict[str, Any], password: str | None) -> dict[str, Any]:
+        if password is None:
+            return _body(row, usage_location)
+        return {
+            **_body(row, usage_location),
+            "mailNickname": row["mail_nickname"][:64],
+            "userPrincipalName": row["user_key"],
+            "passwordProfile": {"password": password, "forceChangePasswordNextSignIn": True},
+        }
+
+    return body_for
 
 
 def _passwords(engine: Engine, directory_ids: list[int], keys: Sequence[bytes] | None) -> dict[int, str]:
@@ -87,17 +123,22 @@ def provision(
     directory: Engine,
     wanted: pd.DataFrame,
     *,
-    usage_location: str,
     credential_keys: Sequence[bytes] | None,
+    body_for: BodyFor,
+    guard_admins: bool = False,
 ) -> dict[str, int]:
     """Make the target's accounts match ``wanted``; returns counts (no names)."""
     stored = store.load_user_hashes()
     known = wanted.merge(stored, on="user_key", how="left", suffixes=("", "_stored"))
     counts = {"users_created": 0, "users_updated": 0, "users_adopted": 0, "no_initial_password": 0}
+    if guard_admins:
+        counts["users_protected"] = 0
     # 1. unknown users: look them up first (adopt), create the rest
     unknown = known[known["remote_id"].isna()]
-    lookups = [Op(f"l{i}", "resolve", user_key=k) for i, k in enumerate(unknown["user_key"])]
+    # role "account": a provisioning look-up (Google: Directory users.get, which reports isAdmin)
+    lookups = [Op(f"l{i}", "resolve", user_key=k, role="account") for i, k in enumerate(unknown["user_key"])]
     results = engine.run(lookups)
+    protected = {op.user_key for op in lookups if results[op.id].status == "ok" and results[op.id].protected}
     adopted = {op.user_key: results[op.id].remote_id for op in lookups if results[op.id].status == "ok"}
     store.save_users({k: v for k, v in adopted.items() if k and v}, hashes=dict.fromkeys(adopted))
     counts["users_adopted"] = len(adopted)
@@ -112,12 +153,7 @@ def provision(
         if password is None:
             counts["no_initial_password"] += 1
             continue
-        body = {
-            **_body(row, usage_location),
-            "mailNickname": row["mail_nickname"][:64],
-            "userPrincipalName": row["user_key"],
-            "passwordProfile": {"password": password, "forceChangePasswordNextSignIn": True},
-        }
+        body = body_for(row, password)
         creates.append(
             Op(f"n{i}", "create_user", user_key=row["user_key"], attr_hash=row["attr_hash"], body=body)
         )
@@ -130,12 +166,25 @@ def provision(
     counts["users_created"] = len(done)
     # 2. known (or just adopted) users whose names or enabled state differ
     ids = {**dict(zip(stored["user_key"], stored["remote_id"], strict=True)), **adopted}
-    hashes = dict(zip(stored["user_key"], stored["attr_hash"], strict=True))
+    hashes = {
+        k: None if pd.isna(h) else h for k, h in zip(stored["user_key"], stored["attr_hash"], strict=True)
+    }
     stale = [
         r
         for r in wanted.to_dict("records")
         if r["user_key"] in ids and hashes.get(r["user_key"]) != r["attr_hash"]
     ]
+    if guard_admins:  # look known accounts up again: one may have been made an admin since
+        again = [
+            Op(f"g{i}", "resolve", user_key=r["user_key"], role="account")
+            for i, r in enumerate(stale)
+            if r["user_key"] not in adopted
+        ]
+        checked = engine.run(again)
+        protected |= {op.user_key for op in again if checked[op.id].protected}
+        unsure = {op.user_key for op in again if checked[op.id].status != "ok"}  # gone or unanswered
+        counts["users_protected"] = len(protected & {r["user_key"] for r in stale})
+        stale = [r for r in stale if r["user_key"] not in protected | unsure]
     updates = [
         Op(
             f"e{i}",
@@ -143,7 +192,7 @@ def provision(
             user_key=r["user_key"],
             user_id=ids[r["user_key"]],
             attr_hash=r["attr_hash"],
-            body=_body(r, usage_location),
+            body=body_for(r, None),
         )
         for i, r in enumerate(stale)
     ]

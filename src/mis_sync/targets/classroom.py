@@ -12,7 +12,11 @@ an answer into an ``Outcome``. Mapping (``targets.md`` §3):
   teacher, so the drift check never takes it for a manual addition;
 - users are resolved by primary email with ``userProfiles.get`` (same API, so one batch);
 - year end: ``courseState=ARCHIVED`` (and the name prefixed if configured), never a delete; an
-  archived class that is back in the MIS is made ``ACTIVE`` again by its next update.
+  archived class that is back in the MIS is made ``ACTIVE`` again by its next update;
+- accounts (``provision_accounts``, ``targets.md`` §4), on the Admin SDK Directory in batches of their
+  own (a batch targets one API): a provisioning look-up (``resolve`` with role ``account``) is
+  ``users.get`` (404 → absent; ``isAdmin`` → ``protected``, never changed), ``create_user`` is
+  ``users.insert``, ``update_user`` is ``users.patch`` (names, ``suspended``, ``orgUnitPath``).
 
 Answers: 429 / ``RESOURCE_EXHAUSTED`` / rate-limit 403 and 5xx → retry (the engine backs off and
 paces to ``requests_per_minute``); ``ALREADY_EXISTS`` on students/teachers create → done;
@@ -42,6 +46,12 @@ PAGE_SIZE = 1000
 _PART_CLEAN = re.compile(r"[^A-Za-z0-9.-]")
 _CHECKED = frozenset({"ALREADY_EXISTS", "NOT_FOUND"})
 """Failures of create / add / remove that need a ``courses.get`` before they mean anything."""
+_NAME_MAX = 60
+"""Directory ``name.givenName`` / ``name.familyName`` limit."""
+
+
+def _is_directory(op: Op) -> bool:
+    return op.action in ("create_user", "update_user") or (op.action == "resolve" and op.role == "account")
 
 
 def course_alias(key: str) -> str:
@@ -106,6 +116,8 @@ class ClassroomAdapter:
         self.requests_per_minute = requests_per_minute
         self.counters = {"requests": 0, "write_requests": 0, "inner_requests": 0}
         self._courses = transport.service.courses()
+        directory = getattr(transport, "directory", None)
+        self._users = directory.users() if directory is not None else None
 
     @classmethod
     def from_settings(cls, transport: Any, cfg: GoogleClassroomTarget) -> ClassroomAdapter:
@@ -118,6 +130,38 @@ class ClassroomAdapter:
             rename_on_archive=bool(cfg.archive_prefix),
             requests_per_minute=cfg.requests_per_minute,
         )
+
+    # ---- accounts --------------------------------------------------------------------------------------
+    @staticmethod
+    def account_body(row: dict[str, Any], password: str | None) -> dict[str, Any]:
+        """A Directory user body from a wanted account row: ``users.insert`` with the initial password,
+        ``users.patch`` (names, suspended, org unit) without. Names fall back to the username, as the
+        Directory refuses an empty given or family name."""
+        fallback = str(row["mail_nickname"])
+        body: dict[str, Any] = {
+            "name": {
+                "givenName": (str(row["given_name"]) or fallback)[:_NAME_MAX],
+                "familyName": (str(row["surname"]) or fallback)[:_NAME_MAX],
+            },
+            "suspended": not bool(row["enabled"]),
+        }
+        if row.get("org_unit"):
+            body["orgUnitPath"] = row["org_unit"]
+        if password is None:
+            return body
+        body.update(primaryEmail=row["user_key"], password=password, changePasswordAtNextLogin=True)
+        if row.get("mis_id"):
+            body["externalIds"] = [{"type": "organization", "value": str(row["mis_id"])}]
+        return body
+
+    def _directory_request(self, op: Op) -> Any:
+        if self._users is None:
+            raise ValueError("account provisioning needs the Directory service (provision_accounts)")
+        if op.action == "resolve":
+            return self._users.get(userKey=op.user_key, fields="id,isAdmin")
+        if op.action == "create_user":
+            return self._users.insert(body=op.body, fields="id")
+        return self._users.patch(userKey=op.user_id, body=op.body, fields="id")
 
     # ---- requests ------------------------------------------------------------------------------------
     def _roster(self, role: str | None) -> Any:
@@ -135,6 +179,8 @@ class ClassroomAdapter:
     def request(self, op: Op) -> Any:
         """The HttpRequest for one op (not sent: the batch sends it)."""
         courses, cid = self._courses, op.container_id
+        if _is_directory(op):
+            return self._directory_request(op)
         if op.action == "read":
             return self.read_request(op)
         if op.action == "resolve":
@@ -183,15 +229,24 @@ class ClassroomAdapter:
         return list(fields), {k: v for k, v in fields.items() if v not in (None, "")}
 
     # ---- sending --------------------------------------------------------------------------------------
-    def _execute(self, calls: list[tuple[str, Any]], *, writes: bool) -> dict[str, Any]:
+    def _execute(
+        self, calls: list[tuple[str, Any]], *, writes: bool, directory: bool = False
+    ) -> dict[str, Any]:
         self.counters["requests"] += 1
         self.counters["inner_requests"] += len(calls)
         self.counters["write_requests"] += int(writes)
+        if directory:
+            return self.transport.execute(calls, api="directory")
         return self.transport.execute(calls)
 
     def send(self, ops: Sequence[Op]) -> dict[str, Outcome]:
+        apis = {_is_directory(op) for op in ops}
+        if len(apis) > 1:
+            raise ValueError("a batch targets one API: Directory and Classroom ops cannot share one")
         calls = [(str(i), self.request(op)) for i, op in enumerate(ops)]
-        answers = self._execute(calls, writes=any(op.action in WRITE_ACTIONS for op in ops))
+        answers = self._execute(
+            calls, writes=any(op.action in WRITE_ACTIONS for op in ops), directory=apis == {True}
+        )
         outcomes: dict[str, Outcome] = {}
         pages: dict[str, tuple[Op, list[str], str]] = {}
         checks: list[Op] = []
@@ -201,7 +256,8 @@ class ClassroomAdapter:
                 outcomes[op.id] = Outcome("retry")
             elif error is not None:
                 outcomes[op.id] = self.failure(op, error)
-                if outcomes[op.id].status == "failed" and outcomes[op.id].error in _CHECKED:
+                failed = outcomes[op.id].status == "failed" and outcomes[op.id].error in _CHECKED
+                if failed and not _is_directory(op):
                     checks.append(op)  # a create that landed before, or a roster change on a lost course
             elif op.action == "read":
                 items = [str(m["userId"]) for m in (response or {}).get(self._field(op), [])]
@@ -223,7 +279,11 @@ class ClassroomAdapter:
         return "teachers" if op.role == "owner" else "students"
 
     def success(self, op: Op, response: Any) -> Outcome:
-        if op.action in ("find", "create", "resolve"):
+        if op.action == "resolve" and op.role == "account":
+            remote = (response or {}).get("id")
+            protected = bool((response or {}).get("isAdmin"))
+            return Outcome("ok", remote_id=str(remote), protected=protected) if remote else Outcome("retry")
+        if op.action in ("find", "create", "resolve", "create_user"):
             remote = (response or {}).get("id")
             return Outcome("ok", remote_id=str(remote)) if remote else Outcome("retry")
         return Outcome("ok")

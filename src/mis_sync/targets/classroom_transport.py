@@ -35,11 +35,14 @@ from mis_sync.errors import SetupError
 from mis_sync.targets.engine import TransientError
 
 GOOGLE_ROOT = "https://classroom.googleapis.com/"
+DIRECTORY_ROOT = "https://admin.googleapis.com/"
 SCOPES = (
     "https://www.googleapis.com/auth/classroom.courses",
     "https://www.googleapis.com/auth/classroom.rosters",
     "https://www.googleapis.com/auth/classroom.profile.emails",
 )
+DIRECTORY_SCOPE = "https://www.googleapis.com/auth/admin.directory.user"
+"""Asked for only when accounts are provisioned (``directory=True``): delegation must then grant it."""
 RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 TIMEOUT_S = 120
 Answer = tuple[Any, HttpError | None]
@@ -100,7 +103,7 @@ def _key_info(conn: ConnectionInfo) -> dict[str, Any] | None:
     return info
 
 
-def credentials(conn: ConnectionInfo) -> Any:
+def credentials(conn: ConnectionInfo, scopes: Sequence[str] = SCOPES) -> Any:
     """Service-account credentials impersonating ``extra.subject`` (domain-wide delegation)."""
     from google.oauth2 import service_account
 
@@ -114,10 +117,10 @@ def credentials(conn: ConnectionInfo) -> Any:
     path = conn.extra.get("key_path") or conn.extra.get("extra__google_cloud_platform__key_path")
     try:
         if info is not None:
-            return service_account.Credentials.from_service_account_info(info, scopes=SCOPES, subject=subject)
+            return service_account.Credentials.from_service_account_info(info, scopes=scopes, subject=subject)
         if path:
             return service_account.Credentials.from_service_account_file(
-                str(path), scopes=SCOPES, subject=subject
+                str(path), scopes=scopes, subject=subject
             )
     except (ValueError, OSError, GoogleAuthError) as exc:
         raise SetupError(
@@ -130,9 +133,13 @@ def credentials(conn: ConnectionInfo) -> Any:
 
 
 class ClassroomTransport:
-    """The Classroom service and a batch sender, built inside the task (never at DAG parse time)."""
+    """The Classroom service and a batch sender, built inside the task (never at DAG parse time).
 
-    def __init__(self, conn: ConnectionInfo, *, timeout: float = TIMEOUT_S) -> None:
+    With ``directory=True`` also the Admin SDK Directory service (``self.directory``) for account
+    provisioning; a batch targets one API, so :meth:`execute` takes ``api="directory"`` for its calls.
+    """
+
+    def __init__(self, conn: ConnectionInfo, *, timeout: float = TIMEOUT_S, directory: bool = False) -> None:
         endpoint = str(conn.extra.get("api_endpoint") or "")
         self.conn_id = conn.conn_id
         url_logger = logging.getLogger(_URL_LOGGER)
@@ -147,22 +154,33 @@ class ClassroomTransport:
             from google_auth_httplib2 import AuthorizedHttp
 
             root, options = GOOGLE_ROOT, None
-            http = AuthorizedHttp(credentials(conn), http=self._raw)
+            scopes = (*SCOPES, DIRECTORY_SCOPE) if directory else SCOPES
+            http = AuthorizedHttp(credentials(conn, scopes), http=self._raw)
         self.service = build(
             "classroom", "v1", http=http, static_discovery=True, client_options=options, cache_discovery=False
         )
         # new_batch_http_request() would post to the discovery rootUrl whatever api_endpoint says
         # (targets.md §3.6): name the batch URI ourselves
         self.batch_uri = root + "batch"
+        self.directory: Any = None
+        self.directory_batch_uri = (root if endpoint else DIRECTORY_ROOT) + "batch"
+        if directory:
+            self.directory = build(
+                "admin", "directory_v1", http=http, static_discovery=True, client_options=options,
+                cache_discovery=False,
+            )  # fmt: skip
 
-    def execute(self, calls: Sequence[tuple[str, Any]]) -> dict[str, Answer]:
-        """Send ``calls`` (request id, HttpRequest) as one batch; (response, error) per id answered."""
+    def execute(self, calls: Sequence[tuple[str, Any]], *, api: str = "classroom") -> dict[str, Answer]:
+        """Send ``calls`` (request id, HttpRequest) as one batch; (response, error) per id answered.
+        ``api``: ``classroom`` or ``directory`` (every call of a batch must be for that API)."""
         answers: dict[str, Answer] = {}
 
         def collect(request_id: str, response: Any, exception: HttpError | None) -> None:
             answers[request_id] = (response, exception)
 
-        batch = BatchHttpRequest(callback=collect, batch_uri=self.batch_uri)
+        uri = self.directory_batch_uri if api == "directory" else self.batch_uri
+        label = "Google Directory" if api == "directory" else "Google Classroom"
+        batch = BatchHttpRequest(callback=collect, batch_uri=uri)
         for request_id, request in calls:
             batch.add(request, request_id=request_id)
         try:
@@ -171,21 +189,21 @@ class ClassroomTransport:
             status, google, _reason, _ = error_facts(exc)
             if is_throttle(exc) or status >= 500 or status == 408:
                 raise TransientError(
-                    f"Google Classroom batch answered {status}", retry_after(exc), throttled=is_throttle(exc)
+                    f"{label} batch answered {status}", retry_after(exc), throttled=is_throttle(exc)
                 ) from None
             if status in (401, 403):
                 raise SetupError(
-                    f"Google Classroom refused the service account ({status} {google}): check "
+                    f"{label} refused the service account ({status} {google}): check "
                     "domain-wide delegation (client id, scopes) and extra.subject"
                 ) from None
-            raise SetupError(f"Google Classroom rejected a batch ({status} {google})") from None
+            raise SetupError(f"{label} rejected a batch ({status} {google})") from None
         except RefreshError:
             raise SetupError(
                 f"connection {self.conn_id!r}: Google refused the service account's token; check "
                 "domain-wide delegation (client id and scopes) and that extra.subject is an admin"
             ) from None
         except (BatchError, httplib2.HttpLib2Error, OSError, TimeoutError) as exc:
-            raise TransientError(f"Google Classroom batch failed ({type(exc).__name__})") from None
+            raise TransientError(f"{label} batch failed ({type(exc).__name__})") from None
         return answers
 
     def close(self) -> None:

@@ -42,7 +42,7 @@ class Op:
     user_key: str | None = None
     user_id: str | None = None
     role: str | None = None
-    """member | owner"""
+    """member | owner; on a ``resolve``: ``account`` for a provisioning look-up"""
     display_name: str | None = None
     description: str | None = None
     mail_nickname: str | None = None
@@ -68,6 +68,8 @@ class Outcome:
     error: str | None = None
     items: tuple[str, ...] = ()
     """A read's result: the remote ids of a container's members (or owners)."""
+    protected: bool = False
+    """A provisioning look-up found an account MIS Sync must never change (a Workspace admin)."""
 
 
 class TransientError(Exception):

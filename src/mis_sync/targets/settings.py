@@ -5,6 +5,7 @@ Import-light (pydantic only): the establishment model imports it at DAG parse ti
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Annotated, Literal
 
@@ -113,6 +114,57 @@ def _dns_domain(value: str) -> str:
     return value.lower()
 
 
+RoleName = Literal["pupil", "teaching_staff", "non_teaching_staff", "parent"]
+_OU_SEGMENT = re.compile(r"^[^/\\]+$")
+
+
+def _check_org_unit(value: str, *, year_group: bool) -> str:
+    """An absolute org unit path; pupils' may hold ``{year_group}``, nothing else may be a field."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"not a valid org unit template ({exc})") from None
+    allowed = {"year_group"} if year_group else set()
+    if set(names) - allowed:
+        hint = "only {year_group} may be used" if year_group else "no {fields} are allowed here"
+        raise ValueError(f"unknown field(s) {sorted(set(names) - allowed)} in an org unit path; {hint}")
+    if not value.startswith("/"):
+        raise ValueError("an org unit path starts with '/' (e.g. /Pupils or / for the top level)")
+    if value != "/" and not all(_OU_SEGMENT.match(part.strip()) for part in value[1:].split("/")):
+        raise ValueError("an org unit path has no empty segments and no trailing '/' (e.g. /Staff/Teachers)")
+    return value
+
+
+class OrgUnits(_Strict):
+    """Where provisioned Google accounts live, per role (``/`` = the top level, the default)."""
+
+    pupil: str = "/"
+    """May use ``{year_group}``, e.g. ``/Pupils/Year {year_group}``; a pupil without a year group goes
+    to the path above the placeholder's segment (``/Pupils``)."""
+    teaching_staff: str = "/"
+    non_teaching_staff: str = "/"
+    parent: str = "/"
+
+    @field_validator("pupil")
+    @classmethod
+    def _pupil(cls, value: str) -> str:
+        return _check_org_unit(value, year_group=True)
+
+    @field_validator("teaching_staff", "non_teaching_staff", "parent")
+    @classmethod
+    def _others(cls, value: str) -> str:
+        return _check_org_unit(value, year_group=False)
+
+    def path(self, role: str, year_group: str | None) -> str:
+        template = getattr(self, role, "/")
+        if "{year_group}" not in template:
+            return template
+        if year_group:
+            return template.format(year_group=year_group)
+        parent = template.split("{year_group}")[0].rsplit("/", 1)[0]
+        return parent or "/"
+
+
 class GoogleClassroomTarget(_Strict):
     """Google Classroom courses kept equal to the MIS (the second adapter on the shared engine).
 
@@ -156,21 +208,16 @@ class GoogleClassroomTarget(_Strict):
     """Pacing per task: Classroom allows 1,200 calls per minute per user (a 60 s moving average);
     1,000 leaves room for the admin's own use. Every call in a batch counts."""
     provision_accounts: bool = False
-    """Not in this release: the Workspace users must already exist (e.g. Google Cloud Directory Sync)."""
+    """Also create, update and suspend the Workspace users themselves (Admin SDK Directory; else they
+    must already exist, e.g. from Google Cloud Directory Sync). New accounts get the user's stored
+    initial password (``passwords.issue_initial``); leavers are suspended, never deleted; admins are
+    never changed."""
+    provision_roles: tuple[RoleName, ...] = ("pupil", "teaching_staff", "non_teaching_staff")
+    org_units: OrgUnits = OrgUnits()
+    """The org unit each role's accounts are placed in (and moved to)."""
 
     _templates = field_validator("naming", "section", "room", "description")(_check_template)
     _domain = field_validator("domain")(_dns_domain)
-
-    @field_validator("provision_accounts")
-    @classmethod
-    def _no_provisioning(cls, value: bool) -> bool:
-        if value:
-            raise ValueError(
-                "creating Google Workspace users is not available in this release; set "
-                "provision_accounts: false and create the accounts first (e.g. with Google Cloud "
-                "Directory Sync) so that <username>@<domain> exists"
-            )
-        return value
 
     @model_validator(mode="after")
     def _complete(self) -> GoogleClassroomTarget:
@@ -184,6 +231,11 @@ class GoogleClassroomTarget(_Strict):
             raise ValueError(
                 "owner: name the admin (or service) account that owns every course; Classroom needs "
                 "an active owner and a course must never depend on a teacher who may leave"
+            )
+        if self.provision_accounts and not self.provision_roles:
+            raise ValueError(
+                "provision_roles is empty: name at least one of pupil, teaching_staff, "
+                "non_teaching_staff, parent (or set provision_accounts: false)"
             )
         return self
 

@@ -80,7 +80,7 @@ def classroom_adapter(cfg: GoogleClassroomTarget) -> Iterator[Any]:
     from mis_sync.targets.classroom import ClassroomAdapter
     from mis_sync.targets.classroom_transport import ClassroomTransport
 
-    transport = ClassroomTransport(from_airflow(cfg.connection_id))
+    transport = ClassroomTransport(from_airflow(cfg.connection_id), directory=cfg.provision_accounts)
     try:
         yield ClassroomAdapter.from_settings(transport, cfg)
     finally:
@@ -117,12 +117,17 @@ def prepare_stage(
         engine = Engine(adapter, sleep=sleep)
         accounts: dict[str, int] = {}
         if getattr(cfg, "provision_accounts", False):
-            from mis_sync.targets.accounts import desired_users, provision
+            from mis_sync.targets.accounts import desired_users, graph_body, provision
 
-            wanted = desired_users(state, naming_of(ctx, target).domain, cfg.provision_roles)
+            google = target == "google_classroom"
+            wanted = desired_users(
+                state, naming_of(ctx, target).domain, cfg.provision_roles,
+                org_unit=cfg.org_units.path if google else None,
+            )  # fmt: skip
             accounts = provision(
-                engine, store, ctx.engine, wanted,
-                usage_location=cfg.usage_location, credential_keys=ctx.credential_keys,
+                engine, store, ctx.engine, wanted, credential_keys=ctx.credential_keys,
+                body_for=adapter.account_body if google else graph_body(cfg.usage_location),
+                guard_admins=google,
             )  # fmt: skip
         changes, chunks, summary = prepare(
             engine, store, desired, policy_of(ctx, target), force_drift_check=force_drift_check
@@ -177,7 +182,13 @@ def finish_stage(
         "unresolved_users": int(prepared.get("unresolved_users", 0)),
         "accounts": {
             k: int(prepared[k])
-            for k in ("users_created", "users_updated", "users_adopted", "no_initial_password")
+            for k in (
+                "users_created",
+                "users_updated",
+                "users_adopted",
+                "no_initial_password",
+                "users_protected",
+            )
             if k in prepared
         },
         "drift_checked": bool(prepared.get("drift_checked")),
