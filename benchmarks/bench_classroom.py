@@ -29,6 +29,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from common import Goal, Metrics, Scenario, Stopwatch, script_main
+from target_runs import three_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "bench.example"
@@ -45,69 +46,39 @@ def _config() -> Any:
     return config.model_copy(update={"targets": TargetsConfig(google_classroom=target)})
 
 
-def _apply(engine: Any, config: Any, extract: Any, run_id: str) -> None:
-    from mis_sync.directory.apply import apply_plan, data_hash
-    from mis_sync.directory.state import load_state
-    from mis_sync.plan import make_plan
-    from mis_sync.validate import on_roll_counts
-
-    plan = make_plan(extract, load_state(engine, config.id), config)
-    apply_plan(
-        engine, config.id, plan, run_id=run_id, extract_hash=data_hash(extract.tables),
-        extract_counts=on_roll_counts(extract),
-    )  # fmt: skip
-
-
 def classroom_large_secondary() -> Metrics:
-    import pandas as pd
-    from upath import UPath
-
-    from mis_sync.connections import ConnectionInfo
-    from mis_sync.directory.db import make_engine, migrate
     from mis_sync.directory.state import load_state
     from mis_sync.fakes import running_fake_classroom
     from mis_sync.generator import generate_school
-    from mis_sync.model import Extract
-    from mis_sync.pipeline import RunContext
-    from mis_sync.targets.stages import run_target
 
     watch = Stopwatch()
     config = _config()
     rpm = config.targets.google_classroom.requests_per_minute
     with watch("generate"):
         school = generate_school("large-secondary", 2026, AS_OF)
+    calls: dict[str, int] = {}
     with TemporaryDirectory() as tmp, running_fake_classroom(seed=1) as fake:
         os.environ["AIRFLOW_CONN_GOOGLE_BENCH"] = json.dumps(
             {"conn_type": "generic", "extra": {"api_endpoint": fake.base_url}}
         )
-        engine = make_engine(f"sqlite:///{tmp}/directory.db")
-        migrate(engine)
-        with watch("directory"):
-            _apply(engine, config, school, "mis-1")
-        fake.add_user(f"{OWNER}@{DOMAIN}", "It", "Admin", is_admin=True)
-        for username in load_state(engine, config.id).users["username"]:
-            fake.add_user(f"{username}@{DOMAIN}", "Bench", "User")
 
-        def sync(run_id: str) -> tuple[dict[str, Any], int]:
-            ctx = RunContext(config, run_id, UPath(Path(tmp) / run_id), ConnectionInfo("unused"), "unused")
-            ctx.__dict__["engine"] = engine
-            fake.reset_counters()
-            with watch(run_id):
-                summary = run_target(ctx, "google_classroom", sleep=lambda _s: None)
-            return summary, fake.counters["inner_requests"]
+        def seed_users(engine: Any) -> None:
+            fake.add_user(f"{OWNER}@{DOMAIN}", "It", "Admin", is_admin=True)
+            for username in load_state(engine, config.id).users["username"]:
+                fake.add_user(f"{username}@{DOMAIN}", "Bench", "User")
 
-        initial, initial_calls = sync("initial")
-        unchanged, _ = sync("no_change")
-        memberships = school.tables["memberships"]
-        groups = school.tables["groups"]
-        teaching = set(groups.loc[groups["kind"] == "teaching", "mis_id"])
-        candidates = memberships[(memberships["role"] == "pupil") & memberships["group_id"].isin(teaching)]
-        dropped = candidates.sample(n=100, random_state=3).index
-        tables = {**school.tables, "memberships": memberships.drop(index=dropped)}
-        later = Extract(tables, school.snapshot_at + pd.Timedelta(hours=1), school.source)
-        _apply(engine, config, later, "mis-2")
-        changed, _ = sync("changes_100")
+        def count_calls(run_id: str, done: bool) -> None:
+            if done:
+                calls[run_id] = fake.counters["inner_requests"]
+            else:
+                fake.reset_counters()
+
+        runs = three_runs(
+            config, "google_classroom", school, tmp, watch, seed_users=seed_users, around_sync=count_calls
+        )
         courses = len(fake.state.courses)
+    initial, unchanged, changed = runs["initial"], runs["no_change"], runs["changes_100"]
+    initial_calls = calls["initial"]
     minimum = math.ceil(initial["writes"] / 50)
     return {
         "initial_s": round(watch["initial"], 2),

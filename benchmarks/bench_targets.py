@@ -25,6 +25,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from common import Goal, Metrics, Scenario, Stopwatch, script_main
+from target_runs import three_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "bench.example"
@@ -45,30 +46,9 @@ def _config() -> Any:
     return config.model_copy(update={"targets": TargetsConfig(microsoft365=target)})
 
 
-def _apply(engine: Any, config: Any, extract: Any, run_id: str) -> None:
-    from mis_sync.directory.apply import apply_plan, data_hash
-    from mis_sync.directory.state import load_state
-    from mis_sync.plan import make_plan
-    from mis_sync.validate import on_roll_counts
-
-    plan = make_plan(extract, load_state(engine, config.id), config)
-    apply_plan(
-        engine, config.id, plan, run_id=run_id, extract_hash=data_hash(extract.tables),
-        extract_counts=on_roll_counts(extract),
-    )  # fmt: skip
-
-
 def m365_large_secondary() -> Metrics:
-    import pandas as pd
-    from upath import UPath
-
-    from mis_sync.connections import ConnectionInfo
-    from mis_sync.directory.db import make_engine, migrate
     from mis_sync.fakes import running_fake_graph
     from mis_sync.generator import generate_school
-    from mis_sync.model import Extract
-    from mis_sync.pipeline import RunContext
-    from mis_sync.targets.stages import run_target
 
     watch = Stopwatch()
     config = _config()
@@ -80,33 +60,9 @@ def m365_large_secondary() -> Metrics:
         os.environ["AIRFLOW_CONN_MSGRAPH_BENCH"] = json.dumps(
             {"conn_type": "msgraph", "login": "c", "password": "s", "extra": extra}
         )
-        engine = make_engine(f"sqlite:///{tmp}/directory.db")
-        migrate(engine)
-        with watch("directory"):
-            _apply(engine, config, school, "mis-1")
-
-        def sync(run_id: str) -> dict[str, Any]:
-            ctx = RunContext(config, run_id, UPath(Path(tmp) / run_id), ConnectionInfo("unused"), "unused")
-            ctx.__dict__["engine"] = engine
-            with watch(run_id):
-                return run_target(ctx, "microsoft365")
-
-        initial = sync("initial")
-        unchanged = sync("no_change")
-        memberships = school.tables["memberships"]
-        groups = school.tables["groups"]
-        teaching = set(groups.loc[groups["kind"] == "teaching", "mis_id"])
-        candidates = memberships[(memberships["role"] == "pupil") & memberships["group_id"].isin(teaching)]
-        dropped = candidates.sample(n=100, random_state=3).index
-        tables = {**school.tables, "memberships": memberships.drop(index=dropped)}
-        _apply(
-            engine,
-            config,
-            Extract(tables, school.snapshot_at + pd.Timedelta(hours=1), school.source),
-            "mis-2",
-        )
-        changed = sync("changes_100")
+        runs = three_runs(config, "microsoft365", school, tmp, watch)
         classes = len(fake.state.classes)
+    initial, unchanged, changed = runs["initial"], runs["no_change"], runs["changes_100"]
     minimum = math.ceil(initial["writes"] / 20)
     return {
         "initial_s": round(watch["initial"], 2),

@@ -41,6 +41,20 @@ def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
 
 
 @pytest.fixture
+def m365_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo establishment without its Microsoft 365 fan-out, for tests about the spine only
+    (the fan-out has its own dag.test run above and its own tests): keeps the suite fast."""
+    folder = tmp_path / "establishments"
+    folder.mkdir()
+    text = (REPO / "include" / "establishments" / "demo-academy.yaml").read_text(encoding="utf-8")
+    head, tail = text.split("  microsoft365:", 1)
+    (folder / "demo-academy.yaml").write_text(
+        head + "  microsoft365:" + tail.replace("enabled: true", "enabled: false", 1), encoding="utf-8"
+    )
+    monkeypatch.setenv("MISYNC_ESTABLISHMENTS_DIR", str(folder))
+
+
+@pytest.fixture
 def demo(
     airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: FakeGraph
 ) -> dict[str, Any]:
@@ -63,7 +77,6 @@ def demo(
     monkeypatch.setenv(
         "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps({"conn_type": "generic", "password": key.decode()})
     )
-    monkeypatch.delenv("MISYNC_ESTABLISHMENTS_DIR", raising=False)
     return {
         "drop": drop,
         "extract": extract,
@@ -174,6 +187,9 @@ def test_dry_run_stores_the_plan_and_applies_nothing(demo: dict[str, Any]) -> No
     run = _run({"dry_run": True})
     states = _states(run)
     assert states["apply"] == "skipped" and states["report"] == "success"
+    fan_out = {t: s for t, s in states.items() if t.startswith("microsoft365.")}
+    assert fan_out and set(fan_out.values()) == {"skipped"}, "a dry run writes nothing to Microsoft 365"
+    assert demo["graph"].counters["requests"] == 0
     folder = demo["runs"] / "demo-academy" / _safe(run.run_id)
     plan = json.loads((folder / "plan" / "plan.json").read_text())
     assert plan["users"]["create"] > 1000
@@ -192,6 +208,7 @@ def test_empty_extract_stops_before_plan(demo: dict[str, Any]) -> None:
     assert _audit_rows(demo["engine"]) == 0
 
 
+@pytest.mark.usefixtures("m365_off")
 def test_backfill_or_late_retry_never_applies_an_older_snapshot(demo: dict[str, Any]) -> None:
     first = _run()
     assert _states(first)["apply"] == "success"
@@ -261,6 +278,7 @@ def _approve_when_asked(answers: dict[str, Any], option: str) -> None:
 
 
 @pytest.mark.parametrize("option", ["Approve", "Reject"])
+@pytest.mark.usefixtures("m365_off")
 def test_term_time_mass_departure_waits_for_approval(
     demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, option: str
 ) -> None:

@@ -18,7 +18,6 @@ from mis_sync.connectors.delta import DeltaConnector, DeltaResult
 from mis_sync.connectors.http_api import ApiAuthError
 from mis_sync.generator import generate_school
 from mis_sync.model import ENTITIES, Extract
-from tests.unit import api_checks as checks
 from tests.unit.api_sources import APIS, assert_carried, canonical, failure, served
 from tests.unit.test_delta import evolve_school
 
@@ -162,38 +161,3 @@ def test_arbor_partner_application_id_is_sent(small: Extract) -> None:
 def test_catalogue_registers_arbor_with_deltas() -> None:
     entry = CATALOGUE["arbor"]
     assert entry.delta is True and entry.provides == frozenset(ENTITIES) and not entry.missing_group_kinds()
-
-
-# --- the checks every API connector passes (tests/unit/api_checks.py) -----------------------------------
-
-
-def test_small_pages_give_the_same_school(small: Extract) -> None:
-    checks.small_pages_give_the_same_school(API, small, probe=True)
-
-
-def test_refused_credentials_say_so(small: Extract) -> None:
-    checks.refused_credentials_say_so(API, small)
-
-
-def test_missing_permission_names_the_endpoint(small: Extract) -> None:
-    checks.missing_permission_names_the_endpoint(API, small)
-
-
-def test_malformed_payload_names_endpoint_and_page(small: Extract) -> None:
-    checks.malformed_payload_names_endpoint_and_page(API, small)
-
-
-def test_truncated_page_stops_the_extract(small: Extract) -> None:
-    checks.truncated_page_stops_the_extract(API, small)
-
-
-def test_missing_required_key_names_record_and_key(small: Extract) -> None:
-    checks.missing_required_key_names_record_and_key(API, small)
-
-
-def test_rate_limits_and_server_errors_are_retried(small: Extract) -> None:
-    checks.rate_limits_and_server_errors_are_retried(API, small)
-
-
-def test_missing_secret_is_a_setup_error_naming_the_field() -> None:
-    checks.missing_secret_is_a_setup_error_naming_the_field(API)

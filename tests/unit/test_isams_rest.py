@@ -13,7 +13,6 @@ from mis_sync.connectors.http_api import ApiAuthError
 from mis_sync.connectors.http_paging import TruncatedError
 from mis_sync.generator import generate_school
 from mis_sync.model import ENTITIES, Extract
-from tests.unit import api_checks as checks
 from tests.unit.api_sources import APIS, assert_carried, failure, served
 
 AS_OF = dt.date(2026, 1, 15)
@@ -62,38 +61,3 @@ def test_truncated_last_page_is_caught_by_the_declared_total(small: Extract) -> 
         fake.faults.truncated = {("students", 1)}  # one page only: its shortfall looks like an end
         message = failure(connector, small, TruncatedError)
     assert "students: truncated" in message and "the source declared" in message
-
-
-# --- the checks every API connector passes (tests/unit/api_checks.py) -----------------------------------
-
-
-def test_small_pages_give_the_same_school(small: Extract) -> None:
-    checks.small_pages_give_the_same_school(API, small, probe=False)
-
-
-def test_refused_credentials_say_so(small: Extract) -> None:
-    checks.refused_credentials_say_so(API, small)
-
-
-def test_missing_permission_names_the_endpoint(small: Extract) -> None:
-    checks.missing_permission_names_the_endpoint(API, small)
-
-
-def test_malformed_payload_names_endpoint_and_page(small: Extract) -> None:
-    checks.malformed_payload_names_endpoint_and_page(API, small)
-
-
-def test_truncated_page_stops_the_extract(small: Extract) -> None:
-    checks.truncated_page_stops_the_extract(API, small)
-
-
-def test_missing_required_key_names_record_and_key(small: Extract) -> None:
-    checks.missing_required_key_names_record_and_key(API, small)
-
-
-def test_rate_limits_and_server_errors_are_retried(small: Extract) -> None:
-    checks.rate_limits_and_server_errors_are_retried(API, small)
-
-
-def test_missing_secret_is_a_setup_error_naming_the_field() -> None:
-    checks.missing_secret_is_a_setup_error_naming_the_field(API)

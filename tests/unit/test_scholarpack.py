@@ -90,38 +90,3 @@ def test_refused_grant_is_an_auth_error(small: Extract) -> None:
         message = failure(connector, small, ApiAuthError)
     assert "ScholarPack token: the token request was refused (HTTP 400)" in message
     assert "connection 'mis_scholarpack'" in message and not any(s in message for s in checks.SECRETS)
-
-
-# --- the checks every API connector passes (tests/unit/api_checks.py) -----------------------------------
-
-
-def test_small_pages_give_the_same_school(small: Extract) -> None:
-    checks.small_pages_give_the_same_school(API, small, probe=False)
-
-
-def test_refused_credentials_say_so(small: Extract) -> None:
-    checks.refused_credentials_say_so(API, small)
-
-
-def test_missing_permission_names_the_endpoint(small: Extract) -> None:
-    checks.missing_permission_names_the_endpoint(API, small)
-
-
-def test_malformed_payload_names_endpoint_and_page(small: Extract) -> None:
-    checks.malformed_payload_names_endpoint_and_page(API, small)
-
-
-def test_truncated_page_stops_the_extract(small: Extract) -> None:
-    checks.truncated_page_stops_the_extract(API, small)
-
-
-def test_missing_required_key_names_record_and_key(small: Extract) -> None:
-    checks.missing_required_key_names_record_and_key(API, small)
-
-
-def test_rate_limits_and_server_errors_are_retried(small: Extract) -> None:
-    checks.rate_limits_and_server_errors_are_retried(API, small)
-
-
-def test_missing_secret_is_a_setup_error_naming_the_field() -> None:
-    checks.missing_secret_is_a_setup_error_naming_the_field(API)

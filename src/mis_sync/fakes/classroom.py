@@ -33,7 +33,6 @@ from collections.abc import Iterator
 from email.message import Message
 from email.parser import BytesParser, Parser
 from email.policy import compat32
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -41,6 +40,7 @@ from mis_sync.fakes.classroom_schema import GoogleError, Response, error_respons
 from mis_sync.fakes.classroom_state import ClassroomState
 from mis_sync.fakes.classroom_store import ClassroomStore
 from mis_sync.fakes.directory_store import DirectoryStore
+from mis_sync.fakes.serving import Answer, LocalServer
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 CLASSROOM_PREFIX, DIRECTORY_PREFIX = "/v1/", "/admin/directory/v1/"
@@ -59,7 +59,7 @@ def _api(path: str) -> str | None:
     return None
 
 
-class FakeClassroom:
+class FakeClassroom(LocalServer):
     """In-memory Classroom + Directory emulator: ``handle()`` needs no socket, ``start()`` serves HTTP."""
 
     def __init__(
@@ -99,8 +99,6 @@ class FakeClassroom:
         self._batch_rng = random.Random(seed * 31 + 7)
         self._lock = threading.RLock()
         self._host, self._port = host, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.base_url = f"http://{host}:{port or 80}/"
         self.requests: list[tuple[str, str, int]] = []
         self.inner_requests: list[tuple[str, str, int]] = []
@@ -272,66 +270,17 @@ class FakeClassroom:
         body = b"".join(chunks) + f"--{boundary}--\r\n".encode()
         return 200, {"Content-Type": f"multipart/mixed; boundary={boundary}"}, body
 
-    # ---- HTTP server --------------------------------------------------------------------------------
-    def start(self) -> FakeClassroom:
-        fake = self
+    # ---- HTTP server (fakes.serving) ----------------------------------------------------------------
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        ctype = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+        try:
+            return self.handle(method, path, body, ctype)
+        except Exception as exc:  # a fake bug: answer 500 (type only, no data) instead of hanging up
+            err = GoogleError(500, "INTERNAL", f"Fake server error: {type(exc).__name__}.")
+            return 500, {"Content-Type": JSON_TYPE}, json.dumps(err.body()).encode()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body are written separately: avoid 40 ms stalls
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                ctype = self.headers.get("Content-Type") or ""
-                try:
-                    status, headers, payload = fake.handle(self.command, self.path, raw, ctype)
-                except Exception as exc:  # a fake bug: answer 500 (type only, no data) instead of hanging up
-                    err = GoogleError(500, "INTERNAL", f"Fake server error: {type(exc).__name__}.")
-                    status, headers, payload = (
-                        500,
-                        {"Content-Type": JSON_TYPE},
-                        json.dumps(err.body()).encode(),
-                    )
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # never log request lines: paths can hold email addresses
-
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
+    def served_at(self, host: str, port: int) -> None:
         self.base_url = f"http://{host}:{port}/"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-classroom",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeClassroom:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _parse_batch(content_type: str, raw: bytes) -> list[tuple[str, str, str, bytes]]:

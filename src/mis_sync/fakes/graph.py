@@ -21,17 +21,17 @@ import json
 import random
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from mis_sync.fakes.graph_store import GraphError, GraphState, GraphStore, Response, bad
+from mis_sync.fakes.serving import Answer, LocalServer
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 VERSION = "v1.0"
 
 
-class FakeGraph:
+class FakeGraph(LocalServer):
     """In-memory Graph emulator. ``handle()`` is usable without a socket; ``start()`` serves it over HTTP."""
 
     def __init__(
@@ -67,8 +67,6 @@ class FakeGraph:
         self._shuffle_rng = random.Random(seed * 31 + 7)
         self._lock = threading.RLock()
         self._host, self._port = host, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.requests: list[tuple[str, str, int]] = []
         self.inner_requests: list[tuple[str, str, int]] = []
         self.counters: dict[str, int] = {}
@@ -254,54 +252,12 @@ class FakeGraph:
                 return exc.status, {}, exc.body()
         return self._one(method, rel + (f"?{split.query}" if split.query else ""), body)
 
-    # ---- HTTP server ----------------------------------------------------------------------------------
-    def start(self) -> FakeGraph:
-        fake = self
+    # ---- HTTP server (fakes.serving) ----------------------------------------------------------------
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        return self.handle(method, path, body)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body are written separately: avoid 40 ms stalls
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, headers, payload = fake.handle(self.command, self.path, raw)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
+    def served_at(self, host: str, port: int) -> None:
         self.store.base_url = f"http://{host}:{port}/{VERSION}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-graph", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGraph:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager

@@ -30,9 +30,10 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
+
+from mis_sync.fakes.serving import Answer, LocalServer
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -133,7 +134,7 @@ class VersionedStore:
 Server = TypeVar("Server", bound="FakeApiServer")
 
 
-class FakeApiServer:
+class FakeApiServer(LocalServer):
     """Base of the API fakes. Subclasses implement ``route`` (and ``endpoint_of`` for fault matching)."""
 
     thread_name = "fake-api"
@@ -147,8 +148,6 @@ class FakeApiServer:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._host, self._port = host, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.base_url = ""
         self.requests: list[tuple[str, str, int]] = []
         self.counters: dict[str, int] = {}
@@ -226,63 +225,15 @@ class FakeApiServer:
             self.requests.append((request.method, raw_path, status))
         return status, out_headers, payload
 
-    # ---- HTTP server ------------------------------------------------------------------------------
-    def start(self: Server) -> Server:
-        fake = self
+    # ---- HTTP server (fakes.serving) ----------------------------------------------------------------
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        return self.handle(method, path, headers, body)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, headers, payload = fake.handle(
-                    self.command, self.path, dict(self.headers.items()), raw
-                )
-                self.send_response(status)
-                for key, value in headers.items():
-                    if key.lower() != "date":
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def date_time_string(self, timestamp: float | None = None) -> str:
-                return email.utils.format_datetime(fake.now, usegmt=True)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
+    def served_at(self, host: str, port: int) -> None:
         self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=self.thread_name,
-            daemon=True,
-        )
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self: Server) -> Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def http_date(self) -> str | None:
+        return email.utils.format_datetime(self.now, usegmt=True)
 
 
 @contextlib.contextmanager

@@ -33,10 +33,11 @@ import random
 import threading
 from collections.abc import Iterator
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
+
+from mis_sync.fakes.serving import Answer, LocalServer
 
 ENDPOINT = "/api/batch/1.0/xml.ashx"
 MESSAGES = {
@@ -65,7 +66,7 @@ def message_document(message_id: str) -> bytes:
     ).encode()
 
 
-class FakeIsamsBatch:
+class FakeIsamsBatch(LocalServer):
     """In-memory Batch API. ``handle()`` works without a socket; ``start()`` serves it over HTTP."""
 
     def __init__(
@@ -94,8 +95,6 @@ class FakeIsamsBatch:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._host, self._port = host, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.base_url = ""
         self.requests: list[tuple[str, str, int]] = []
         self.bodies: list[bytes] = []
@@ -165,54 +164,12 @@ class FakeIsamsBatch:
             headers["Last-Modified"] = format_datetime(self.last_modified.astimezone(dt.UTC), usegmt=True)
         return 200, headers, self._document()
 
-    # ---- HTTP server ----------------------------------------------------------------------------------
-    def start(self) -> FakeIsamsBatch:
-        fake = self
+    # ---- HTTP server (fakes.serving) ----------------------------------------------------------------
+    def respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        return self.handle(method, path, body)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                status, headers, payload = fake.handle(self.command, self.path, raw)
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # the default would print the query string, API key included
-
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        host, port = self._server.server_address[:2]
+    def served_at(self, host: str, port: int) -> None:
         self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-isams", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeIsamsBatch:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager
