@@ -290,6 +290,15 @@ def test_unresolved_users_are_reported_not_fatal(directory: Engine, fake: FakeGr
     assert summary["skipped_unresolved"] >= 1
 
 
+def test_users_can_be_resolved_by_mail(directory: Engine, fake: FakeGraph, tmp_path: Path) -> None:
+    for user in fake.state.users.values():  # UPNs differ from the addresses MIS Sync knows
+        user["userPrincipalName"] = user["userPrincipalName"].replace("@", "@upn.")
+    summary = run(directory, tmp_path, config(user_attribute="mail"), "r1")
+    assert summary["unresolved_users"] == 0 and summary["failed"] == 0
+    assert any(fake.state.members.values())
+    assert any(p == "/users" and s == 200 for _m, p, s in fake.inner_requests)
+
+
 def test_microsoft_365_groups_kind(directory: Engine, fake: FakeGraph, tmp_path: Path) -> None:
     cfg = config(kind="group", group_kinds=("year", "registration", "teaching"))
     first = run(directory, tmp_path, cfg, "r1")

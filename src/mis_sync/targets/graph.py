@@ -73,8 +73,10 @@ class GraphAdapter:
     target = "microsoft365"
     max_batch = MAX_BATCH
 
-    def __init__(self, transport: Any, *, kind: str = "education_class") -> None:
-        self.transport, self.kind = transport, kind
+    def __init__(
+        self, transport: Any, *, kind: str = "education_class", user_attribute: str = "userPrincipalName"
+    ) -> None:
+        self.transport, self.kind, self.user_attribute = transport, kind, user_attribute
         self.counters = {"requests": 0, "write_requests": 0, "inner_requests": 0}
         self._collection = "education/classes" if kind == "education_class" else "groups"
         self._user_ref = (
@@ -99,7 +101,10 @@ class GraphAdapter:
             return {"method": "POST", "url": "/users", "body": op.body}
         if op.action == "update_user":
             return {"method": "PATCH", "url": f"/users/{op.user_id}", "body": op.body}
-        if op.action == "resolve":
+        if op.action == "resolve" and self.user_attribute == "mail" and op.role != "account":
+            flt = f"mail eq '{_odata_quote(op.user_key or '')}'"
+            return {"method": "GET", "url": f"/users?$filter={quote(flt)}&$select=id"}
+        if op.action == "resolve":  # by UPN (and always for provisioning, which sets the UPN)
             return {"method": "GET", "url": f"/users/{quote(op.user_key or '', safe='@')}?$select=id"}
         if op.action == "find":
             if self.kind == "education_class":
@@ -188,7 +193,7 @@ class GraphAdapter:
         return Outcome("failed", error=code)
 
     def _success(self, op: Op, body: Any) -> Outcome:
-        if op.action == "find":
+        if op.action == "find" or (op.action == "resolve" and isinstance(body, dict) and "value" in body):
             values = body.get("value", []) if isinstance(body, dict) else []
             return Outcome("ok", remote_id=values[0]["id"]) if values else Outcome("absent")
         if op.action == "read":

@@ -69,7 +69,7 @@ def graph_adapter(cfg: Microsoft365Target) -> Iterator[Any]:
 
     transport = GraphTransport(cfg.connection_id)
     try:
-        yield GraphAdapter(transport, kind=cfg.kind)
+        yield GraphAdapter(transport, kind=cfg.kind, user_attribute=cfg.user_attribute)
     finally:
         transport.close()
 
