@@ -277,6 +277,10 @@ class ClassroomStore:
         uid, cid = user["id"], course["id"]
         if user.get("suspended"):
             raise precondition(None, "The requested user's account is disabled.")
+        if _domain(user) != _domain(self.state.users.get(course["ownerId"], user)):
+            # admins add users of their own domain directly; anyone else must be invited [V: the
+            # students.create / teachers.create docs]; the error's exact wording is a guess [U]
+            raise GoogleError(403, "PERMISSION_DENIED", "@CannotDirectlyAddUser The user must be invited.")
         students, teachers = self.state.students[cid], self.state.teachers[cid]
         if uid in students or uid in teachers:
             raise already_exists()
@@ -369,3 +373,7 @@ class ClassroomStore:
         inv = {"id": iid, "userId": uid, "courseId": cid, "role": role}
         self.state.invitations[iid] = inv
         return inv
+
+
+def _domain(user: dict[str, Any]) -> str:
+    return str(user.get("primaryEmail", "")).rsplit("@", 1)[-1].lower()

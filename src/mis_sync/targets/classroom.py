@@ -109,8 +109,10 @@ class ClassroomAdapter:
         manage_room: bool = False,
         rename_on_archive: bool = False,
         requests_per_minute: float | None = None,
+        domain: str = "",
     ) -> None:
         self.transport, self.owner, self.course_state = transport, owner, course_state
+        self.domain = domain.lower()
         self.manage_section, self.manage_room = manage_section, manage_room
         self.rename_on_archive = rename_on_archive
         self.requests_per_minute = requests_per_minute
@@ -129,6 +131,7 @@ class ClassroomAdapter:
             manage_room=bool(cfg.room),
             rename_on_archive=bool(cfg.archive_prefix),
             requests_per_minute=cfg.requests_per_minute,
+            domain=cfg.domain,
         )
 
     # ---- accounts --------------------------------------------------------------------------------------
@@ -162,6 +165,16 @@ class ClassroomAdapter:
         if op.action == "create_user":
             return self._users.insert(body=op.body, fields="id")
         return self._users.patch(userKey=op.user_id, body=op.body, fields="id")
+
+    def needs_invitation(self, op: Op) -> bool:
+        return self.invited_not_listed(op.user_key or "")
+
+    def invited_not_listed(self, user_key: str) -> bool:
+        """A user outside the Workspace domain cannot be added directly, only invited; they join the
+        roster when they accept, so until then the drift check must not count them as removed by hand
+        (``sync.drift_check`` asks this). A repeat invitation is answered ALREADY_EXISTS: done."""
+        user_domain = user_key.rsplit("@", 1)[-1].lower()
+        return bool(self.domain) and "@" in user_key and user_domain != self.domain
 
     # ---- requests ------------------------------------------------------------------------------------
     def _roster(self, role: str | None) -> Any:
@@ -197,6 +210,10 @@ class ClassroomAdapter:
             if self.rename_on_archive and op.display_name:
                 body["name"] = op.display_name
             return courses.patch(id=cid, updateMask=",".join(body), body=body, fields="id")
+        if op.action == "add" and self.needs_invitation(op):
+            role = "TEACHER" if op.role == "owner" else "STUDENT"
+            body = {"courseId": cid, "userId": op.user_id, "role": role}
+            return self.transport.service.invitations().create(body=body, fields="id")
         if op.action == "add":
             return self._roster(op.role).create(courseId=cid, body={"userId": op.user_id}, fields="userId")
         if op.action == "remove":

@@ -76,6 +76,12 @@ def drift_check(engine: Engine, store: TargetStore, stored: StoredState, policy:
     ]
     extra = _minus(live, believed)
     missing = _minus(believed[MEMBERSHIP_COLUMNS], live)
+    invited = getattr(engine.adapter, "invited_not_listed", None)
+    if invited is not None and len(missing):
+        # invited, not yet accepted (Classroom, users outside the domain): not a manual removal
+        waiting = missing[[bool(invited(str(key))) for key in missing["user_key"]]]
+        missing = _minus(missing, waiting)
+        live = pd.concat([live, waiting], ignore_index=True).drop_duplicates()
     rows = live.assign(state="present")
     if policy.drift_policy == "adopt":
         # manual changes found now or adopted before stay as they are, until a human changes them back
