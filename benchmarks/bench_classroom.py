@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -29,7 +28,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from common import Goal, Metrics, Scenario, Stopwatch, script_main
-from target_runs import three_runs
+from target_runs import run_metrics, three_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "bench.example"
@@ -77,27 +76,12 @@ def classroom_large_secondary() -> Metrics:
             config, "google_classroom", school, tmp, watch, seed_users=seed_users, around_sync=count_calls
         )
         courses = len(fake.state.courses)
-    initial, unchanged, changed = runs["initial"], runs["no_change"], runs["changes_100"]
     initial_calls = calls["initial"]
-    minimum = math.ceil(initial["writes"] / 50)
     return {
-        "initial_s": round(watch["initial"], 2),
+        **run_metrics(runs, watch, 50),
         "courses": courses,
-        "writes": initial["writes"],
-        "write_requests": initial["write_requests"],
-        "minimum_requests": minimum,
-        "ratio": round(initial["write_requests"] / minimum, 3),
-        "requests": initial["requests"],
         "calls": initial_calls,
         "quota_minutes": round(initial_calls / rpm, 1),
-        "no_change_s": round(watch["no_change"], 2),
-        "no_change_writes": unchanged["writes"],
-        "no_change_write_requests": unchanged["write_requests"],
-        "changes_100_writes": changed["writes"],
-        "changes_100_write_requests": changed["write_requests"],
-        "changes_100_s": round(watch["changes_100"], 2),
-        "generate_s": round(watch["generate"], 2),
-        "directory_s": round(watch["directory"], 2),
     }
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from tempfile import TemporaryDirectory
 from typing import Any
 
 from common import Goal, Metrics, Scenario, Stopwatch, script_main
-from target_runs import three_runs
+from target_runs import run_metrics, three_runs
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAIN = "bench.example"
@@ -62,25 +61,7 @@ def m365_large_secondary() -> Metrics:
         )
         runs = three_runs(config, "microsoft365", school, tmp, watch)
         classes = len(fake.state.classes)
-    initial, unchanged, changed = runs["initial"], runs["no_change"], runs["changes_100"]
-    minimum = math.ceil(initial["writes"] / 20)
-    return {
-        "initial_s": round(watch["initial"], 2),
-        "classes": classes,
-        "writes": initial["writes"],
-        "write_requests": initial["write_requests"],
-        "minimum_requests": minimum,
-        "ratio": round(initial["write_requests"] / minimum, 3),
-        "requests": initial["requests"],
-        "no_change_s": round(watch["no_change"], 2),
-        "no_change_writes": unchanged["writes"],
-        "no_change_write_requests": unchanged["write_requests"],
-        "changes_100_writes": changed["writes"],
-        "changes_100_write_requests": changed["write_requests"],
-        "changes_100_s": round(watch["changes_100"], 2),
-        "generate_s": round(watch["generate"], 2),
-        "directory_s": round(watch["directory"], 2),
-    }
+    return {**run_metrics(runs, watch, 20), "classes": classes}
 
 
 SCENARIOS: dict[str, Scenario] = {

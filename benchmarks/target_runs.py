@@ -82,3 +82,28 @@ def three_runs(
     apply_school(engine, config, without_100_teaching_memberships(school), "mis-2")
     runs["changes_100"] = sync("changes_100")
     return runs
+
+
+def run_metrics(runs: dict[str, dict[str, Any]], watch: Stopwatch, batch_size: int) -> dict[str, Any]:
+    """The figures both target benchmarks report: write requests against ``ceil(writes / batch)``,
+    the no-change run and the 100-change run."""
+    import math
+
+    initial, unchanged, changed = runs["initial"], runs["no_change"], runs["changes_100"]
+    minimum = math.ceil(initial["writes"] / batch_size)
+    return {
+        "initial_s": round(watch["initial"], 2),
+        "writes": initial["writes"],
+        "write_requests": initial["write_requests"],
+        "minimum_requests": minimum,
+        "ratio": round(initial["write_requests"] / minimum, 3),
+        "requests": initial["requests"],
+        "no_change_s": round(watch["no_change"], 2),
+        "no_change_writes": unchanged["writes"],
+        "no_change_write_requests": unchanged["write_requests"],
+        "changes_100_writes": changed["writes"],
+        "changes_100_write_requests": changed["write_requests"],
+        "changes_100_s": round(watch["changes_100"], 2),
+        "generate_s": round(watch["generate"], 2),
+        "directory_s": round(watch["directory"], 2),
+    }

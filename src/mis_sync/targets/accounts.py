@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 from mis_sync.directory.credentials import Credential
 from mis_sync.directory_state import DirectoryState
 from mis_sync.passwords import decrypt_password
-from mis_sync.targets.desired import principal
+from mis_sync.targets.desired import principals
 from mis_sync.targets.engine import Engine as SyncEngine
 from mis_sync.targets.engine import Op
 from mis_sync.targets.store import TargetStore
@@ -57,7 +57,7 @@ def desired_users(
     users = state.users[state.users["role"].isin(list(roles))]
     frame = pd.DataFrame(
         {
-            "user_key": [principal(u, domain) for u in users["username"]],
+            "user_key": principals(users["username"], domain).to_numpy(),
             "directory_id": users["id"].to_numpy(),
             "mail_nickname": users["username"].astype(str).str.split("@").str[0],
             "display_name": users["display_name"].fillna(users["username"]).astype(str),

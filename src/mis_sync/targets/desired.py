@@ -18,7 +18,6 @@ import hashlib
 import re
 import string
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 
@@ -57,13 +56,14 @@ class DesiredState:
     """key, display_name of every group of the selected kinds, archived ones too (for renaming)."""
 
 
-def container_key(establishment: str, mis_id: Any, academic_year: Any) -> str:
-    """Stable per establishment, MIS group and academic year: next year's 7A is a new class."""
-    return f"misync:{establishment}:{mis_id}:{academic_year}"
-
-
 def principal(username: str, domain: str) -> str:
     return username if "@" in username else f"{username}@{domain}"
+
+
+def principals(usernames: pd.Series, domain: str) -> pd.Series:
+    """``principal`` for a whole column at once (a school has thousands of memberships)."""
+    names = usernames.astype("string")
+    return names.where(names.str.contains("@", regex=False), names + "@" + domain)
 
 
 def nickname(value: str) -> str:
@@ -100,6 +100,8 @@ def _render(template: str, frame: pd.DataFrame, establishment: str) -> pd.Series
 def desired_state(state: DirectoryState, naming: Naming) -> DesiredState:
     groups = state.groups
     of_kind = groups[groups["kind"].isin(list(naming.group_kinds))].reset_index(drop=True)
+    # the idempotency key (externalId / alias): per establishment, MIS group and academic year, so next
+    # year's 7A is a new class
     every_key = (
         f"misync:{naming.establishment}:"
         + of_kind["mis_id"].astype("string")
@@ -145,7 +147,7 @@ def _memberships(
     )
     joined = state.memberships.merge(group_keys, on=["group_mis_id", "academic_year"], how="inner")
     joined = joined.merge(active, on=["person_kind", "person_mis_id"], how="inner")
-    user_key = joined["username"].astype(str).map(lambda name: principal(name, naming.domain))
+    user_key = principals(joined["username"], naming.domain)
     frames = [
         pd.DataFrame({"container_key": joined["container_key"], "user_key": user_key, "role": "member"})
     ]
