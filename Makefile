@@ -22,6 +22,21 @@ EMULATOR_CONN := {"conn_type": "msgraph", "login": "demo-client-id", "password":
 	"extra": $(EMULATOR_CONN_EXTRA)}
 EMULATOR := $(BIN)/python -m mis_sync.fakes.serve graph --port $(EMULATOR_PORT) \
 	--auto-users-domain demo-academy.example --state-file $(EMULATOR_STATE)
+CLASSROOM_PORT := 18766
+CLASSROOM_STATE := $(AIRFLOW_HOME)/classroom-emulator-state.json
+CLASSROOM_CONN_EXTRA := {"api_endpoint": "http://127.0.0.1:$(CLASSROOM_PORT)/", \
+	"subject": "it.admin@demo-academy.example"}
+CLASSROOM_CONN := {"conn_type": "generic", "extra": $(CLASSROOM_CONN_EXTRA)}
+CLASSROOM_EMULATOR := $(BIN)/python -m mis_sync.fakes.serve classroom --port $(CLASSROOM_PORT) \
+	--auto-users-domain demo-academy.example --admin it.admin@demo-academy.example \
+	--state-file $(CLASSROOM_STATE)
+# Both emulators in the background, their pids in one file, stopped together (state saved on SIGTERM).
+EMULATORS_PID := $(AIRFLOW_HOME)/emulators.pid
+START_EMULATORS := ($(EMULATOR) > $(AIRFLOW_HOME)/graph-emulator.log 2>&1 & echo $$! > $(EMULATORS_PID); \
+	$(CLASSROOM_EMULATOR) > $(AIRFLOW_HOME)/classroom-emulator.log 2>&1 & echo $$! >> $(EMULATORS_PID); \
+	for _ in $$(seq 100); do [ "$$(cat $(AIRFLOW_HOME)/*-emulator.log | grep -c '^LOCAL EMULATOR')" = 2 ] \
+	&& break; sleep 0.2; done)
+STOP_EMULATORS := kill $$(cat $(EMULATORS_PID)); sleep 1
 
 .PHONY: install airflow-init demo ui test lint format benchmark clean
 
@@ -51,16 +66,22 @@ airflow-init: install
 	$(BIN)/airflow connections add msgraph_demo --conn-type msgraph --conn-login demo-client-id \
 		--conn-password demo-secret --conn-extra '$(EMULATOR_CONN_EXTRA)' > /dev/null
 	$(BIN)/airflow pools set misync_graph 4 "Concurrent Microsoft Graph sync tasks" > /dev/null
+	-$(BIN)/airflow connections delete google_demo > /dev/null 2>&1
+	$(BIN)/airflow connections add google_demo --conn-type generic \
+		--conn-extra '$(CLASSROOM_CONN_EXTRA)' > /dev/null
+	$(BIN)/airflow pools set misync_google 1 "Google Classroom sync tasks (one per impersonated admin)" > /dev/null
 
 demo: airflow-init
 	$(BIN)/misync generate --profile secondary --seed 42 --out $(DEMO_DROP) \
 		--establishment-id $(DEMO_ID) --laestab 8814001
-	@echo "Starting a LOCAL EMULATOR of Microsoft Graph on port $(EMULATOR_PORT) (not a real tenant) ..."
-	$(EMULATOR) > $(AIRFLOW_HOME)/graph-emulator.log 2>&1 & echo $$! > $(AIRFLOW_HOME)/graph-emulator.pid
+	@echo "Starting LOCAL EMULATORS of Microsoft Graph (port $(EMULATOR_PORT)) and Google Classroom"
+	@echo "(port $(CLASSROOM_PORT)): not a real tenant ..."
+	$(START_EMULATORS)
 	@echo "Running DAG mis_sync__demo_academy end to end through the Airflow CLI (log: $(DEMO_LOG)) ..."
-	AIRFLOW_CONN_MSGRAPH_DEMO='$(EMULATOR_CONN)' $(BIN)/airflow dags test mis_sync__demo_academy > $(DEMO_LOG) 2>&1 \
-		|| (kill $$(cat $(AIRFLOW_HOME)/graph-emulator.pid); tail -n 40 $(DEMO_LOG); exit 1)
-	kill $$(cat $(AIRFLOW_HOME)/graph-emulator.pid)
+	AIRFLOW_CONN_MSGRAPH_DEMO='$(EMULATOR_CONN)' AIRFLOW_CONN_GOOGLE_DEMO='$(CLASSROOM_CONN)' \
+		$(BIN)/airflow dags test mis_sync__demo_academy > $(DEMO_LOG) 2>&1 \
+		|| ($(STOP_EMULATORS); tail -n 40 $(DEMO_LOG); exit 1)
+	$(STOP_EMULATORS)
 	@echo
 	$(BIN)/misync report $(DEMO_ID)
 	@echo
@@ -69,7 +90,7 @@ demo: airflow-init
 
 # airflow standalone: scheduler, DAG processor, API server and triggerer on SQLite, this repo's DAGs.
 ui: airflow-init
-	$(EMULATOR) > $(AIRFLOW_HOME)/graph-emulator.log 2>&1 & trap "kill $$!" EXIT; \
+	$(START_EMULATORS); trap "$(STOP_EMULATORS)" EXIT; \
 		PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 test: install

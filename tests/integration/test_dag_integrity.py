@@ -68,13 +68,14 @@ def test_dag_policy() -> None:
         "report",
     ]
     assert [t for t in order if t in spine] == spine
-    fan_out = ["microsoft365.prepare", "microsoft365.sync_chunk", "microsoft365.finish"]
-    assert [t for t in order if t.startswith("microsoft365.")] == fan_out
-    assert dag.get_task("microsoft365.prepare").upstream_task_ids == {"apply"}, "beside the approval branch"
-    assert "microsoft365.finish" in dag.get_task("report").upstream_task_ids
-    for task_id in fan_out[:2]:
-        assert dag.get_task(task_id).pool == "misync_graph"
-    assert type(dag.get_task("microsoft365.sync_chunk")).__name__.endswith("MappedOperator")
+    for target, pool in (("microsoft365", "misync_graph"), ("google_classroom", "misync_google")):
+        fan_out = [f"{target}.prepare", f"{target}.sync_chunk", f"{target}.finish"]
+        assert [t for t in order if t.startswith(f"{target}.")] == fan_out
+        assert dag.get_task(fan_out[0]).upstream_task_ids == {"apply"}, "beside the approval branch"
+        assert fan_out[2] in dag.get_task("report").upstream_task_ids
+        for task_id in fan_out[:2]:
+            assert dag.get_task(task_id).pool == pool
+        assert type(dag.get_task(fan_out[1])).__name__.endswith("MappedOperator")
     assert "drift_check" in dag.params
     approval = dag.get_task("approve_held_changes")
     assert type(approval).__name__ == "ApprovalOperator"

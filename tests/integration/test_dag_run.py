@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from mis_sync.directory.credentials import Credential
 from mis_sync.directory.db import make_engine
 from mis_sync.directory.schema import AuditEntry, User
-from mis_sync.fakes import FakeGraph, running_fake_graph
+from mis_sync.fakes import FakeClassroom, FakeGraph, running_fake_classroom, running_fake_graph
 from mis_sync.generator import generate_school, write_file_drop
 from mis_sync.passwords import decrypt_password
 from tests.helpers import REPO
@@ -25,6 +25,7 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.airflow
 
 DAG_ID = "mis_sync__demo_academy"
+FAN_OUT = ("microsoft365", "google_classroom")
 
 
 @pytest.fixture
@@ -42,22 +43,37 @@ def graph(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGraph]:
 
 
 @pytest.fixture
-def m365_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The demo establishment without its Microsoft 365 fan-out, for tests about the spine only
-    (the fan-out has its own dag.test run above and its own tests): keeps the suite fast."""
+def classroom(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClassroom]:
+    """The local Classroom emulator the demo's Google Classroom target points at (as in `make demo`)."""
+    with running_fake_classroom(seed=5, auto_users_domain="demo-academy.example") as fake:
+        fake.add_user("it.admin@demo-academy.example", "IT", "Admin", is_admin=True)
+        conn = {"conn_type": "generic", "extra": {"api_endpoint": fake.base_url}}
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_DEMO", json.dumps(conn))
+        yield fake
+
+
+@pytest.fixture
+def fan_out_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo establishment without its Microsoft 365 and Classroom fan-out, for tests about the spine
+    only (the fan-out has its own dag.test run above and its own tests): keeps the suite fast."""
     folder = tmp_path / "establishments"
     folder.mkdir()
     text = (REPO / "include" / "establishments" / "demo-academy.yaml").read_text(encoding="utf-8")
-    head, tail = text.split("  microsoft365:", 1)
+    head, targets = text.split("\ntargets:", 1)
+    assert targets.count("enabled: true") == 2, "both demo targets are on"
     (folder / "demo-academy.yaml").write_text(
-        head + "  microsoft365:" + tail.replace("enabled: true", "enabled: false", 1), encoding="utf-8"
+        head + "\ntargets:" + targets.replace("enabled: true", "enabled: false"), encoding="utf-8"
     )
     monkeypatch.setenv("MISYNC_ESTABLISHMENTS_DIR", str(folder))
 
 
 @pytest.fixture
 def demo(
-    airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, graph: FakeGraph
+    airflow_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    graph: FakeGraph,
+    classroom: FakeClassroom,
 ) -> dict[str, Any]:
     """The demo school as `make demo` generates it, wired to this test's connections and folders."""
     drop = tmp_path / "drop"
@@ -85,6 +101,7 @@ def demo(
         "runs": tmp_path / "runs",
         "key": key,
         "graph": graph,
+        "classroom": classroom,
     }
 
 
@@ -142,9 +159,11 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     assert _states(first) == {
         **dict.fromkeys(["extract", "validate", "plan", "apply", "brake", "report"], "success"),
         **dict.fromkeys(["approve_held_changes", "apply_approved"], "skipped"),
-        **dict.fromkeys(
-            ["microsoft365.prepare", "microsoft365.sync_chunk", "microsoft365.finish"], "success"
-        ),
+        **{
+            f"{target}.{task}": "success"
+            for target in FAN_OUT
+            for task in ("prepare", "sync_chunk", "finish")
+        },
     }
     with demo["engine"].connect() as connection:
         users = connection.execute(select(func.count()).select_from(User)).scalar_one()
@@ -157,6 +176,10 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     m365 = report["targets"]["microsoft365"]
     assert m365["created"] == len(demo["graph"].state.classes) > 400 and m365["failed"] == 0
     assert m365["chunks"] == 3, "481 groups minus 6 year groups, 200 per mapped task"
+    google = report["targets"]["google_classroom"]
+    courses = demo["classroom"].state.courses
+    assert google["created"] == len(courses) == len(demo["classroom"].state.aliases) > 30
+    assert google["failed"] == google["unresolved_users"] == 0
 
     second = _run()
     assert _states(second)["apply"] == "success"
@@ -164,6 +187,7 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     report = json.loads((demo["runs"] / "demo-academy" / _safe(second.run_id) / "report.json").read_text())
     assert report["writes"] == 0
     assert report["targets"]["microsoft365"]["writes"] == 0, "no MIS change: nothing sent to Graph"
+    assert report["targets"]["google_classroom"]["writes"] == 0, "nor to Classroom"
     assert all(c["created"] == c["updated"] == c["suspended"] == 0 for c in report["users_by_role"].values())
 
     with demo["engine"].connect() as connection:
@@ -191,9 +215,9 @@ def test_dry_run_stores_the_plan_and_applies_nothing(demo: dict[str, Any]) -> No
     run = _run({"dry_run": True})
     states = _states(run)
     assert states["apply"] == "skipped" and states["report"] == "success"
-    fan_out = {t: s for t, s in states.items() if t.startswith("microsoft365.")}
-    assert fan_out and set(fan_out.values()) == {"skipped"}, "a dry run writes nothing to Microsoft 365"
-    assert demo["graph"].counters["requests"] == 0
+    fan_out = {t: s for t, s in states.items() if t.startswith(FAN_OUT)}
+    assert len(fan_out) == 6 and set(fan_out.values()) == {"skipped"}, "a dry run writes to no target"
+    assert demo["graph"].counters["requests"] == demo["classroom"].counters["requests"] == 0
     folder = demo["runs"] / "demo-academy" / _safe(run.run_id)
     plan = json.loads((folder / "plan" / "plan.json").read_text())
     assert plan["users"]["create"] > 1000
@@ -212,7 +236,7 @@ def test_empty_extract_stops_before_plan(demo: dict[str, Any]) -> None:
     assert _audit_rows(demo["engine"]) == 0
 
 
-@pytest.mark.usefixtures("m365_off")
+@pytest.mark.usefixtures("fan_out_off")
 def test_backfill_or_late_retry_never_applies_an_older_snapshot(demo: dict[str, Any]) -> None:
     first = _run()
     assert _states(first)["apply"] == "success"
@@ -282,7 +306,7 @@ def _approve_when_asked(answers: dict[str, Any], option: str) -> None:
 
 
 @pytest.mark.parametrize("option", ["Approve", "Reject"])
-@pytest.mark.usefixtures("m365_off")
+@pytest.mark.usefixtures("fan_out_off")
 def test_term_time_mass_departure_waits_for_approval(
     demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, option: str
 ) -> None:

@@ -61,7 +61,10 @@ def test_shipped_demo_academy_loads() -> None:
     m365 = config.targets.microsoft365
     assert m365.enabled is True and m365.connection_id == "msgraph_demo"
     assert m365.tenant_domain == "demo-academy.example" and m365.owners.admins == ("it.admin",)
-    assert config.targets.google_classroom.enabled is False
+    google = config.targets.google_classroom
+    assert google.enabled is True and google.connection_id == "google_demo"
+    assert google.domain == "demo-academy.example" and google.owner == "it.admin"
+    assert google.group_kinds == ("registration",) and google.course_state == "ACTIVE"
 
 
 def test_defaults_for_a_minimal_file(tmp_path: Path) -> None:

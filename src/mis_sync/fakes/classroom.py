@@ -14,6 +14,9 @@ Usage with the real client library (a bare ``httplib2.Http()`` sends no credenti
         ...
         fake.state.courses, fake.state.students, fake.counters, fake.requests
 
+``auto_users_domain`` (the demo, ``python -m mis_sync.fakes.serve classroom``) makes any looked-up address
+of that domain exist, as the accounts a real Workspace already holds; tests seed their users instead.
+
 Faults come from one seeded RNG per server, drawn once per outer request and once per inner batch part, so a
 sequential client sees the same faults for the same seed. Classroom throttling is ``429 RESOURCE_EXHAUSTED``;
 Directory throttling is ``429`` with reason ``rateLimitExceeded`` (or, with ``directory_throttle_status=403``,
@@ -77,6 +80,7 @@ class FakeClassroom(LocalServer):
         member_limit: int = 1000,
         teacher_limit: int = 20,
         directory_throttle_status: int = 429,
+        auto_users_domain: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -94,7 +98,8 @@ class FakeClassroom(LocalServer):
         self.classroom = ClassroomStore(
             state, seed=seed, page_size=page_size, member_limit=member_limit, teacher_limit=teacher_limit
         )
-        self.directory = DirectoryStore(state, seed=seed)
+        self.directory = DirectoryStore(state, seed=seed, auto_users_domain=auto_users_domain)
+        self.classroom.missing_user = self.directory.auto_user
         self._faults_rng = random.Random(seed)
         self._batch_rng = random.Random(seed * 31 + 7)
         self._lock = threading.RLock()

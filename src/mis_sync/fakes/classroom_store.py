@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import random
 import re
+from collections.abc import Callable
 from typing import Any
 
 from mis_sync.fakes.classroom_schema import (
@@ -70,6 +71,8 @@ class ClassroomStore:
         self.page_size, self.member_limit, self.teacher_limit = page_size, member_limit, teacher_limit
         self.schema = SchemaValidator(discovery("classroom", "v1"))
         self._rng = random.Random(seed * 7919 + 23)
+        self.missing_user: Callable[[str], dict[str, Any] | None] = lambda _key: None
+        """Last resort of :meth:`user` (the emulator's auto-created users); ``None``: 404."""
 
     # ---- lookups ----------------------------------------------------------------------------------------
     def user(self, key: str) -> dict[str, Any]:
@@ -77,6 +80,7 @@ class ClassroomStore:
         if key == "me":
             key = self.state.me or ""
         found = self.state.users.get(key) or (self.state.user_by_email(key) if "@" in key else None)
+        found = found or self.missing_user(key)
         if found is None:
             raise not_found()
         return found

@@ -79,9 +79,17 @@ def _check_external_ids(ids: Any) -> None:
 class DirectoryStore:
     """Directory ``users`` on the shared :class:`ClassroomState` (paths after ``admin/directory/v1``)."""
 
-    def __init__(self, state: ClassroomState, *, seed: int = 0, customer_id: str = "C0fake000") -> None:
+    def __init__(
+        self,
+        state: ClassroomState,
+        *,
+        seed: int = 0,
+        customer_id: str = "C0fake000",
+        auto_users_domain: str | None = None,
+    ) -> None:
         self.state = state
         self.customer_id = customer_id
+        self.auto_users_domain = auto_users_domain.lower() if auto_users_domain else None
         self.schema = SchemaValidator(discovery("admin", "directory_v1"))
         self._rng = random.Random(seed * 104729 + 5)
 
@@ -93,9 +101,20 @@ class DirectoryStore:
 
     def user(self, key: str) -> dict[str, Any]:
         found = self.state.users.get(key) or (self.state.user_by_email(key) if "@" in key else None)
+        found = found or self.auto_user(key)
         if found is None:
             raise not_found("Resource Not Found: userKey", "notFound")
         return found
+
+    def auto_user(self, key: str) -> dict[str, Any] | None:
+        """With ``auto_users_domain`` (the demo emulator), an unknown address of that domain is made on
+        the spot, standing in for the accounts a real Workspace already holds; otherwise ``None``."""
+        domain = self.auto_users_domain
+        if not domain or not key.lower().endswith("@" + domain) or not _EMAIL.match(key):
+            return None
+        local = key.split("@", 1)[0]
+        given = "".join(c for c in local if c.isalnum())[:60] or "Demo"
+        return self.state.users[self.add_user(key.lower(), given, "Emulator")]
 
     # ---- seeding ----------------------------------------------------------------------------------------
     def add_user(
