@@ -420,6 +420,8 @@ def render_report(report: dict[str, Any]) -> str:
             f"  {target}: {t['writes']} writes in {t['write_requests']} write requests "
             f"({t['requests']} requests in all), {t['retries']} retries, {t['throttles']} throttled, "
             f"{t['failed']} failed, {t['unresolved_users']} unresolved users"
+            + (f", {t['teams_created']} teams made" if t.get("teams_created") else "")
+            + (f", {t['teams_pending']} teams pending" if t.get("teams_pending") else "")
             + (", drift checked" if t.get("drift_checked") else "")
         )
     return "\n".join(lines)

@@ -175,6 +175,7 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     assert report["outcome"] == "applied" and report["users_by_role"]["pupil"]["created"] > 900
     m365 = report["targets"]["microsoft365"]
     assert m365["created"] == len(demo["graph"].state.classes) > 400 and m365["failed"] == 0
+    assert m365["teams_created"] == m365["created"] == len(demo["graph"].state.teams), "a team per class"
     assert m365["chunks"] == 3, "481 groups minus 6 year groups, 200 per mapped task"
     google = report["targets"]["google_classroom"]
     courses = demo["classroom"].state.courses

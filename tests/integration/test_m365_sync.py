@@ -7,6 +7,7 @@ followed by a rerun (no duplicate classes or memberships).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -47,16 +48,17 @@ def school() -> Any:
     return generate_school("small-primary", seed=7, as_of=dt.date(2026, 10, 1))
 
 
-@pytest.fixture
-def directory(tmp_path: Path, school: Any) -> Engine:
+def make_directory(tmp_path: Path, school: Any) -> Engine:
+    """A directory on SQLite holding the school after one MIS sync."""
     engine = make_engine(f"sqlite:///{tmp_path / 'directory.db'}")
     migrate(engine)
     sync(engine, config(), school, "mis-run-1")
     return engine
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch, directory: Engine) -> Iterator[FakeGraph]:
+@contextlib.contextmanager
+def graph_for(monkeypatch: pytest.MonkeyPatch, directory: Engine) -> Iterator[FakeGraph]:
+    """The fake Graph with the directory's users, and the msgraph Connection pointing at it."""
     with running_fake_graph(seed=3) as server:
         extra = {
             "tenant_id": TENANT,
@@ -66,6 +68,17 @@ def fake(monkeypatch: pytest.MonkeyPatch, directory: Engine) -> Iterator[FakeGra
         conn = {"conn_type": "msgraph", "login": "client-id", "password": "secret", "extra": extra}
         monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
         seed_users(server, directory)
+        yield server
+
+
+@pytest.fixture
+def directory(tmp_path: Path, school: Any) -> Engine:
+    return make_directory(tmp_path, school)
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch, directory: Engine) -> Iterator[FakeGraph]:
+    with graph_for(monkeypatch, directory) as server:
         yield server
 
 

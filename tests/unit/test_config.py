@@ -61,6 +61,7 @@ def test_shipped_demo_academy_loads() -> None:
     m365 = config.targets.microsoft365
     assert m365.enabled is True and m365.connection_id == "msgraph_demo"
     assert m365.tenant_domain == "demo-academy.example" and m365.owners.admins == ("it.admin",)
+    assert m365.teams is True
     google = config.targets.google_classroom
     assert google.enabled is True and google.connection_id == "google_demo"
     assert google.domain == "demo-academy.example" and google.owner == "it.admin"

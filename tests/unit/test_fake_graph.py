@@ -325,3 +325,142 @@ def test_airflow_msgraph_hook_talks_to_fake(fake: FakeGraph, monkeypatch: pytest
     assert fake.state.members[cid] == [uid]
     assert fake.counters["throttles"] == 1
     assert [s for m, p, s in fake.requests if p.endswith("/users/p@school.example")] == [429, 200]
+
+
+# ---- Teams from a class or group (POST /teams, team-post) --------------------------------------------
+GRAPH = "https://graph.microsoft.com/v1.0"
+
+
+def team_body(gid: str, template: str = "educationClass", **extra: object) -> dict[str, object]:
+    return {
+        "template@odata.bind": f"{GRAPH}/teamsTemplates('{template}')",
+        "group@odata.bind": f"{GRAPH}/groups('{gid}')",
+        **extra,
+    }
+
+
+def class_with_teacher(fake: FakeGraph, client: httpx.Client, ext: str) -> str:
+    cid = ensure_class(client, ext)
+    teacher = fake.add_user(f"t.{ext.lower()}@school.example")
+    assert client.post(f"education/classes/{cid}/teachers/$ref", json=ref(teacher)).status_code == 204
+    return cid
+
+
+def test_team_from_class_202_with_location_and_recorded(fake: FakeGraph, client: httpx.Client) -> None:
+    cid = class_with_teacher(fake, client, "TM-1")
+    fake.reset_counters()
+    resp = client.post("teams", json=team_body(cid))
+    assert resp.status_code == 202 and resp.content == b""
+    team = fake.state.teams[cid]
+    op = team["operation"]
+    assert team == {"id": cid, "template": "educationClass", "createdFrom": cid, "operation": op}
+    assert resp.headers["Location"] == f"/teams('{cid}')/operations('{op}')"
+    assert resp.headers["Content-Location"] == f"/teams('{cid}')"
+    assert fake.counters["writes"] == 1 and fake.counters["write_requests"] == 1
+    status = client.get(resp.headers["Location"].lstrip("/")).json()
+    assert status == {
+        "id": op,
+        "operationType": "createTeam",
+        "status": "succeeded",
+        "targetResourceId": cid,
+        "targetResourceLocation": f"/teams('{cid}')",
+    }
+    assert client.get(f"teams/{cid}/operations/{op}").json()["status"] == "succeeded"
+    again = client.post("teams", json=team_body(cid))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "Conflict"
+    assert fake.counters["writes"] == 1 and fake.counters["write_attempts"] == 2
+    assert client.delete(f"education/classes/{cid}").status_code == 204
+    assert fake.state.teams == {}
+
+
+def test_team_from_m365_group_with_standard_template(fake: FakeGraph, client: httpx.Client) -> None:
+    owner = fake.add_user("o@school.example")
+    group = {
+        "displayName": "Staff",
+        "mailNickname": "staff",
+        "mailEnabled": True,
+        "securityEnabled": False,
+        "groupTypes": ["Unified"],
+        "owners@odata.bind": [f"{GRAPH}/users/{owner}"],
+    }
+    gid = client.post("groups", json=group).json()["id"]
+    assert client.post("teams", json=team_body(gid, "standard")).status_code == 202
+    assert fake.state.teams[gid]["template"] == "standard"
+    assert client.delete(f"groups/{gid}").status_code == 204
+    assert gid not in fake.state.teams
+
+
+def test_team_unknown_group_404(fake: FakeGraph, client: httpx.Client) -> None:
+    resp = client.post("teams", json=team_body("00000000-0000-4000-8000-000000000001"))
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "NotFound"
+    assert fake.state.teams == {} and fake.counters["writes"] == 0
+
+
+def test_team_needs_an_owner(fake: FakeGraph, client: httpx.Client) -> None:
+    cid = ensure_class(client, "TM-2")
+    resp = client.post("teams", json=team_body(cid))
+    assert resp.status_code == 400 and "owner" in resp.json()["error"]["message"]
+    assert fake.state.teams == {}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"displayName": "6A"},
+        {"members": []},
+        {"template@odata.bind": f"{GRAPH}/teamsTemplates('educationStaff')"},
+        {"template@odata.bind": "standard"},
+        {"group@odata.bind": None},
+    ],
+)
+def test_team_invalid_body_400(fake: FakeGraph, client: httpx.Client, change: dict[str, object]) -> None:
+    cid = class_with_teacher(fake, client, "TM-3")
+    body = {k: v for k, v in {**team_body(cid), **change}.items() if v is not None}
+    resp = client.post("teams", json=body)
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "BadRequest"
+    assert fake.state.teams == {}
+
+
+def test_team_not_ready_attempts_per_group() -> None:
+    fake = FakeGraph(team_not_ready_attempts=2)
+    assert fake.team_not_ready_attempts == 2 and fake.store.team_not_ready_attempts == 2
+    teacher = fake.add_user("t@school.example")
+    posts = []
+    for ext in ("N1", "N2"):
+        created = fake.handle("POST", "/v1.0/education/classes", json.dumps(new_class(ext)).encode())
+        cid = json.loads(created[2])["id"]
+        teach = json.dumps(ref(teacher)).encode()
+        assert fake.handle("POST", f"/v1.0/education/classes/{cid}/teachers/$ref", teach)[0] == 204
+        posts.append(json.dumps(team_body(cid)).encode())
+    fake.reset_counters()
+    statuses = [fake.handle("POST", "/v1.0/teams", posts[0])[0] for _ in range(3)]
+    assert statuses == [404, 404, 202]
+    assert fake.counters["writes"] == 1 and fake.counters["write_attempts"] == 3
+    assert fake.handle("POST", "/v1.0/teams", posts[1])[0] == 404  # counted per group
+    fake.team_not_ready_attempts = 0
+    assert fake.handle("POST", "/v1.0/teams", posts[1])[0] == 202
+    assert fake.handle("POST", "/v1.0/teams", posts[0])[0] == 409
+    assert len(fake.state.teams) == 2
+
+
+def test_team_post_in_batch_passes_location(fake: FakeGraph, client: httpx.Client) -> None:
+    cid = class_with_teacher(fake, client, "TM-4")
+    hdr = {"Content-Type": "application/json"}
+    reqs = [{"id": "1", "method": "POST", "url": "/teams", "headers": hdr, "body": team_body(cid)}]
+    out = client.post("$batch", json={"requests": reqs}).json()["responses"][0]
+    op = fake.state.teams[cid]["operation"]
+    assert out["status"] == 202 and "body" not in out
+    assert out["headers"]["Location"] == f"/teams('{cid}')/operations('{op}')"
+    assert out["headers"]["Content-Location"] == f"/teams('{cid}')"
+    assert ("POST", "/teams", 202) in fake.inner_requests
+
+
+def test_get_team(fake: FakeGraph, client: httpx.Client) -> None:
+    cid = class_with_teacher(fake, client, "TM-5")
+    assert client.get(f"teams/{cid}").status_code == 404
+    assert client.post("teams", json=team_body(cid)).status_code == 202
+    client.patch(f"education/classes/{cid}", json={"displayName": "TM-5 renamed"})
+    team = client.get(f"teams/{cid}").json()
+    assert team["id"] == cid and team["displayName"] == "TM-5 renamed" and team["isArchived"] is False
+    assert client.get(f"teams('{cid}')").json()["id"] == cid
+    assert client.get("teams/unknown").status_code == 404

@@ -55,6 +55,43 @@ def test_diff_sends_only_the_difference() -> None:
     assert [tuple(r) for r in changes.removes.to_numpy()] == [("A", "gone", "member")]
 
 
+def test_teams_are_wanted_for_every_wanted_class_without_one_and_only_when_asked() -> None:
+    want = desired(
+        [("A", "7A", "d", "a", "h1"), ("B", "7B", "d", "b", "h2"), ("C", "7C", "d", "c", "h3")], []
+    )
+    have = stored([("A", "ra", "h1", "active"), ("D", "rd", "h4", "active")], [])
+    have.teams = frozenset({"A", "D"})
+    assert diff(want, have).teams.empty, "off unless the target asks for teams"
+    changes = diff(want, have, teams=True)
+    assert sorted(changes.teams["key"]) == ["B", "C"], "new classes too; never an archived one"
+    assert changes.counts()["teams"] == 2
+
+
+def test_graph_team_request_and_answers() -> None:
+    from mis_sync.targets.graph import GRAPH_ROOT, GraphAdapter
+
+    op = Op("t1", "create_team", container_key="A", container_id="g-1")
+    for kind, template in (("education_class", "educationClass"), ("group", "standard")):
+        request = GraphAdapter(None, kind=kind).request(op)
+        assert request == {
+            "method": "POST",
+            "url": "/teams",
+            "body": {
+                "template@odata.bind": f"{GRAPH_ROOT}/teamsTemplates('{template}')",
+                "group@odata.bind": f"{GRAPH_ROOT}/groups('g-1')",
+            },
+        }
+    adapter = GraphAdapter(None)
+    accepted = {"status": 202, "headers": {"Location": "/teams('g-1')/operations('o')"}}
+    assert adapter.outcome(op, accepted) == Outcome("ok", remote_id="g-1")
+    conflict = {"status": 409, "body": {"error": {"code": "Conflict", "message": "team exists"}}}
+    assert adapter.outcome(op, conflict) == Outcome("ok", remote_id="g-1"), "a team already: made"
+    too_new = {"status": 404, "body": {"error": {"code": "NotFound", "message": "no group"}}}
+    assert adapter.outcome(op, too_new).status == "absent", "tried again later, not a failure"
+    no_owner = {"status": 400, "body": {"error": {"code": "BadRequest", "message": "needs an owner"}}}
+    assert adapter.outcome(op, no_owner) == Outcome("failed", error="BadRequest")
+
+
 def test_excluded_memberships_are_not_re_added() -> None:
     want = desired([("A", "7A", "d", "a", "h1")], [("A", "u1", "member")])
     have = stored([("A", "ra", "h1", "active")], [("A", "u1", "member", "excluded")])

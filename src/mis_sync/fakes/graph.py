@@ -48,6 +48,7 @@ class FakeGraph(LocalServer):
         auto_users_domain: str | None = None,
         max_batch: int = 20,
         shuffle_batch: bool = True,
+        team_not_ready_attempts: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -61,7 +62,9 @@ class FakeGraph(LocalServer):
         self.throttle_next = 0  # the next N requests (outer or inner) are answered 429, whatever the rates
         self.max_batch = max_batch
         self.shuffle_batch = shuffle_batch
-        self.store = GraphStore(seed=seed, page_size=page_size)
+        self.store = GraphStore(
+            seed=seed, page_size=page_size, team_not_ready_attempts=team_not_ready_attempts
+        )
         self.store.auto_users_domain = auto_users_domain.lower() if auto_users_domain else None
         self._faults_rng = random.Random(seed)
         self._shuffle_rng = random.Random(seed * 31 + 7)
@@ -80,6 +83,15 @@ class FakeGraph(LocalServer):
     @property
     def base_url(self) -> str:
         return self.store.base_url
+
+    @property
+    def team_not_ready_attempts(self) -> int:
+        """The first N ``POST /teams`` for each group answer 404 (a group made under ~15 minutes ago)."""
+        return self.store.team_not_ready_attempts
+
+    @team_not_ready_attempts.setter
+    def team_not_ready_attempts(self, value: int) -> None:
+        self.store.team_not_ready_attempts = value
 
     def add_user(self, upn: str, display_name: str | None = None, **attrs: Any) -> str:
         """Seed a user (Entra and education user share the id); returns the object id."""

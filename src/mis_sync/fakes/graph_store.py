@@ -68,6 +68,7 @@ class GraphState:
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
     owners: dict[str, list[str]] = field(default_factory=dict)
+    teams: dict[str, dict[str, Any]] = field(default_factory=dict)  # id = group id; see graph_teams
 
     def teachers(self, class_id: str) -> list[str]:
         return self.owners.get(class_id, [])
@@ -136,9 +137,11 @@ def _select(item: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
 
 
 class GraphStore:
-    def __init__(self, *, seed: int = 0, page_size: int = 100) -> None:
+    def __init__(self, *, seed: int = 0, page_size: int = 100, team_not_ready_attempts: int = 0) -> None:
         self.state = GraphState()
         self.page_size = page_size
+        self.team_not_ready_attempts = team_not_ready_attempts  # first N POST /teams per group: 404
+        self.team_attempts: dict[str, int] = {}
         self.base_url = "http://127.0.0.1/v1.0"
         self.auto_users_domain: str | None = None
         """Demo only: a user of this domain that is looked up and missing is made on the spot."""
@@ -325,6 +328,10 @@ class GraphStore:
                 return 200, {}, _select(self._user(parts[1]), query)
         if parts[:1] == ["groups"]:
             return self._groups(method, parts[1:], path, query, body)
+        if parts and (parts[0] == "teams" or parts[0].startswith("teams(")):
+            from mis_sync.fakes.graph_teams import teams_request
+
+            return teams_request(self, method, parts, query, body)
         if not parts and method == "GET":
             return 200, {}, {"@odata.context": f"{self.base_url}/$metadata", "value": []}
         raise bad(f"Resource not found for the segment '{'/'.join(parts) or '/'}' ({method}).")
@@ -355,15 +362,13 @@ class GraphStore:
                 return 200, {}, _select(cls, query)
             if method == "PATCH":
                 cls.update(self._validate_class(body, patch=True, except_id=cid))
-                return (
-                    200,
-                    {},
-                    {"@odata.context": f"{self.base_url}/$metadata#education/classes/$entity", **cls},
-                )
+                ctx = {"@odata.context": f"{self.base_url}/$metadata#education/classes/$entity"}
+                return 200, {}, {**ctx, **cls}
             if method == "DELETE":
                 del self.state.classes[cid]
                 self.state.members.pop(cid, None)
                 self.state.owners.pop(cid, None)
+                self.state.teams.pop(cid, None)
                 return 204, {}, None
         if len(rest) >= 2 and rest[1] in ("members", "teachers"):
             rel = rest[1]
@@ -416,6 +421,7 @@ class GraphStore:
             if method == "DELETE":
                 self.state.groups.pop(gid, None)
                 self.state.classes.pop(gid, None)
+                self.state.teams.pop(gid, None)
                 return 204, {}, None
         if len(rest) >= 2 and rest[1] in ("members", "owners"):
             rel = rest[1]

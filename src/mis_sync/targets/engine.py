@@ -26,9 +26,21 @@ from mis_sync.targets.desired import CONTAINER_COLUMNS, MEMBERSHIP_COLUMNS, Desi
 from mis_sync.targets.store import StoredState
 
 Action = Literal[
-    "read", "resolve", "find", "create", "update", "archive", "add", "remove", "create_user", "update_user"
+    "read",
+    "resolve",
+    "find",
+    "create",
+    "update",
+    "archive",
+    "add",
+    "remove",
+    "create_user",
+    "update_user",
+    "create_team",
 ]
-WRITE_ACTIONS = frozenset({"create", "update", "archive", "add", "remove", "create_user", "update_user"})
+WRITE_ACTIONS = frozenset(
+    {"create", "update", "archive", "add", "remove", "create_user", "update_user", "create_team"}
+)
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,13 @@ class Adapter(Protocol):
         ...
 
 
+def _no_teams() -> pd.DataFrame:
+    return pd.DataFrame({"key": pd.Series(dtype="string")})
+
+
+CHANGE_PARTS = ("creates", "updates", "archives", "adds", "removes", "teams")
+
+
 @dataclass
 class ChangeSet:
     creates: pd.DataFrame
@@ -97,11 +116,11 @@ class ChangeSet:
     archives: pd.DataFrame
     adds: pd.DataFrame
     removes: pd.DataFrame
+    teams: pd.DataFrame = field(default_factory=_no_teams)
+    """Keys of active containers to make a team from (Microsoft 365 ``teams: true``), not made yet."""
 
     def counts(self) -> dict[str, int]:
-        return {
-            name: len(getattr(self, name)) for name in ("creates", "updates", "archives", "adds", "removes")
-        }
+        return {name: len(getattr(self, name)) for name in CHANGE_PARTS}
 
 
 def _anti(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataFrame:
@@ -109,8 +128,9 @@ def _anti(left: pd.DataFrame, right: pd.DataFrame, on: list[str]) -> pd.DataFram
     return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
 
 
-def diff(desired: DesiredState, stored: StoredState) -> ChangeSet:
-    """What to send: the difference between the MIS truth and what the target was last left as."""
+def diff(desired: DesiredState, stored: StoredState, *, teams: bool = False) -> ChangeSet:
+    """What to send: the difference between the MIS truth and what the target was last left as
+    (``teams``: also a team for every wanted container that has none yet)."""
     want, have = desired.containers, stored.containers
     creates = _anti(want, have, ["key"])
     both = want.merge(have[["key", "remote_id", "attr_hash", "status"]], on="key", suffixes=("", "_stored"))
@@ -128,7 +148,10 @@ def diff(desired: DesiredState, stored: StoredState) -> ChangeSet:
     removes = _anti(ours, desired.memberships, MEMBERSHIP_COLUMNS)
     # an archived class keeps its last members, as a record of the year
     removes = removes[removes["container_key"].isin(want["key"])].reset_index(drop=True)
-    return ChangeSet(creates, updates, archives, adds, removes)
+    pending = _no_teams()
+    if teams:
+        pending = want.loc[~want["key"].isin(stored.teams), ["key"]].astype("string").reset_index(drop=True)
+    return ChangeSet(creates, updates, archives, adds, removes, pending)
 
 
 @dataclass

@@ -131,6 +131,13 @@ class GraphAdapter:
             }
         if op.action == "remove":
             return {"method": "DELETE", "url": f"/{col}/{cid}/{rel}/{op.user_id}/$ref"}
+        if op.action == "create_team":  # a team from the class's group: name and members come from it
+            template = "educationClass" if self.kind == "education_class" else "standard"
+            body = {
+                "template@odata.bind": f"{GRAPH_ROOT}/teamsTemplates('{template}')",
+                "group@odata.bind": f"{GRAPH_ROOT}/groups('{cid}')",
+            }
+            return {"method": "POST", "url": "/teams", "body": body}
         raise ValueError(f"unknown op action {op.action!r}")
 
     def _create_body(self, op: Op) -> dict[str, Any]:
@@ -186,6 +193,10 @@ class GraphAdapter:
             return Outcome("ok")
         if op.action == "resolve" and status == 404:
             return Outcome("absent")
+        if op.action == "create_team" and status == 409:
+            return Outcome("ok", remote_id=op.container_id)  # the group has its team already
+        if op.action == "create_team" and status == 404:
+            return Outcome("absent", error=code)  # a group made minutes ago: not ready for a team yet
         if status == 404 and op.action in ("read", "update", "archive", "add", "remove"):
             return Outcome("gone", error=code)
         if status == 400 and "do not exist" in message and op.action == "add":
@@ -200,6 +211,8 @@ class GraphAdapter:
             return Outcome("ok", items=tuple(self._all_ids(body)))
         if op.action in ("resolve", "create", "create_user"):
             return Outcome("ok", remote_id=body.get("id") if isinstance(body, dict) else None)
+        if op.action == "create_team":  # 202 Accepted, empty body; the team's id is the group's
+            return Outcome("ok", remote_id=op.container_id)
         return Outcome("ok")
 
     def _all_ids(self, page: dict[str, Any]) -> list[str]:

@@ -69,6 +69,11 @@ class Microsoft365Target(_Strict):
     year_end: Literal["rename", "keep"] = "rename"
     """A class gone from the MIS is never deleted: renamed with ``archive_prefix`` (or left as is)."""
     archive_prefix: str = "(Archived) "
+    teams: bool = False
+    """Also make a Microsoft Teams team from every class, once it has its owners (``POST /teams``,
+    Teams for Education's class template for ``education_class``, the standard one for ``group``), so
+    classes are in Teams without a teacher making each one. Made once, never deleted; at year end the
+    team keeps the class's new name."""
     drift_check: DriftCheck = DriftCheck()
     groups_per_task: Annotated[int, Field(ge=10, le=5000)] = 200
     """Classes per mapped sync task (a school of 500 classes runs as 3 parallel tasks)."""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mis_sync import storage
 from mis_sync.directory.state import load_state
 from mis_sync.targets.desired import Naming, desired_state
-from mis_sync.targets.engine import ChangeSet, Engine
+from mis_sync.targets.engine import CHANGE_PARTS, ChangeSet, Engine
 from mis_sync.targets.store import TargetStore
 from mis_sync.targets.sync import Policy, prepare, sync_chunk
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from mis_sync.targets.settings import GoogleClassroomTarget, Microsoft365Target
 
 log = logging.getLogger(__name__)
-PARTS = ("creates", "updates", "archives", "adds", "removes")
+PARTS = CHANGE_PARTS
 TARGETS = ("microsoft365", "google_classroom")
 AdapterFactory = Callable[[Any], Iterator[Any]]
 
@@ -60,6 +60,7 @@ def policy_of(ctx: RunContext, target: str) -> Policy:
         drift_policy=cfg.drift_check.policy,
         year_end=cfg.year_end,
         archive_prefix=cfg.archive_prefix,
+        teams=bool(getattr(cfg, "teams", False)),
     )
 
 
@@ -208,6 +209,8 @@ def finish_stage(
                 "adopted",
                 "skipped_unresolved",
                 "skipped_no_class",
+                "teams_created",
+                "teams_pending",
             )
         },
     }

@@ -16,7 +16,13 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, and_, delete, insert, select, tuple_, update
 
-from mis_sync.directory.schema import TargetContainer, TargetMembership, TargetSyncState, TargetUser
+from mis_sync.directory.schema import (
+    TargetContainer,
+    TargetMembership,
+    TargetSyncState,
+    TargetTeam,
+    TargetUser,
+)
 from mis_sync.directory.state import query_frame
 
 STORED_CONTAINER_COLUMNS = ["key", "remote_id", "attr_hash", "status"]
@@ -31,6 +37,8 @@ class StoredState:
     users: pd.DataFrame
     """user_key, remote_id"""
     last_drift_check_at: datetime | None = None
+    teams: frozenset[str] = frozenset()
+    """Keys of the containers a team has been made from (Microsoft 365 class teams)."""
 
 
 def _now() -> datetime:
@@ -76,10 +84,12 @@ class TargetStore:
             row = conn.execute(
                 select(TargetSyncState.last_drift_check_at).where(self._where(TargetSyncState))
             ).first()
+            teams = conn.execute(select(TargetTeam.container_key).where(self._where(TargetTeam))).scalars()
+            team_keys = frozenset(teams)
         checked = row[0] if row else None
         if checked is not None and checked.tzinfo is None:
             checked = checked.replace(tzinfo=UTC)
-        return StoredState(containers, memberships, users, checked)
+        return StoredState(containers, memberships, users, checked, team_keys)
 
     # ---- writes ---------------------------------------------------------------------------------------
     def load_user_hashes(self) -> pd.DataFrame:
@@ -137,12 +147,29 @@ class TargetStore:
                 ]
                 conn.execute(insert(TargetMembership), rows)
 
+    def save_teams(self, teams: dict[str, str]) -> None:
+        """Record container key → team id for teams the target accepted (or already had)."""
+        if not teams:
+            return
+        now = _now()
+        with self.engine.begin() as conn:
+            for part in _chunks(list(teams)):
+                conn.execute(
+                    delete(TargetTeam).where(self._where(TargetTeam), TargetTeam.container_key.in_(part))
+                )
+            rows = [self._row(container_key=k, team_id=v, requested_at=now) for k, v in teams.items()]
+            conn.execute(insert(TargetTeam), rows)
+
     def forget_containers(self, keys: list[str]) -> None:
-        """A container deleted in the target by hand: forget it, so the next run makes it again."""
+        """A container deleted in the target by hand: forget it (and its team), so the next run makes it
+        again."""
         if not keys:
             return
         with self.engine.begin() as conn:
             for part in _chunks(keys):
+                conn.execute(
+                    delete(TargetTeam).where(self._where(TargetTeam), TargetTeam.container_key.in_(part))
+                )
                 conn.execute(
                     delete(TargetMembership).where(
                         self._where(TargetMembership), TargetMembership.container_key.in_(part)

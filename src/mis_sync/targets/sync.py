@@ -2,7 +2,8 @@
 
 ``prepare`` reads the directory (the desired state) and the stored target state, runs the drift check
 when it is due, resolves users and splits the change set into chunks of classes. Each mapped task
-``sync_chunk`` makes its classes exist and sends its membership changes. ``finish`` adds up the counts.
+``sync_chunk`` makes its classes exist, sends its membership changes and then, with ``teams``, asks for
+each new class's team (a team needs the owners in first). ``finish`` adds up the counts.
 Only counts and ids reach logs and XCom; principal names stay in the database and the run folder.
 """
 
@@ -23,6 +24,9 @@ from mis_sync.targets.store import StoredState, TargetStore
 log = logging.getLogger(__name__)
 UNKNOWN_USER_PREFIX = "id:"
 """A live member MIS Sync does not know (a manual addition) is keyed by its remote id."""
+TEAM_ROUNDS, TEAM_WAIT_S = 3, 10.0
+"""Graph may answer 404 when a team is made from a group created minutes ago; its docs advise three
+tries ten seconds apart. A team still not possible after that waits for the next run (pending)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class Policy:
     drift_policy: str = "revert"
     year_end: str = "rename"
     archive_prefix: str = "(Archived) "
+    teams: bool = False
+    """Also make a team from every class (Microsoft 365), once it has its owners."""
 
 
 def drift_due(stored: StoredState, policy: Policy, *, now: datetime, forced: bool) -> bool:
@@ -121,6 +127,7 @@ def resolve_users(engine: Engine, store: TargetStore, known: pd.DataFrame, neede
 def assign_chunks(changes: ChangeSet, size: int) -> dict[str, int]:
     keys = set(changes.creates["key"]) | set(changes.updates["key"]) | set(changes.archives["key"])
     keys |= set(changes.adds["container_key"]) | set(changes.removes["container_key"])
+    keys |= set(changes.teams["key"])
     return {key: index // size for index, key in enumerate(sorted(keys))}
 
 
@@ -140,7 +147,7 @@ def prepare(
     if drift_due(stored, policy, now=now, forced=force_drift_check):
         summary.update(drift_check(engine, store, stored, policy), drift_checked=True)
         stored = store.load()
-    changes = diff(desired, stored)
+    changes = diff(desired, stored, teams=policy.teams)
     summary["unresolved_users"] = resolve_users(engine, store, stored.users, set(changes.adds["user_key"]))
     chunks = assign_chunks(changes, policy.groups_per_task)
     summary.update(changes.counts(), chunks=len(set(chunks.values())))
@@ -189,7 +196,43 @@ def sync_chunk(engine: Engine, store: TargetStore, changes: ChangeSet, policy: P
             (adds if action == "add" else owner_removes if role == "owner" else member_removes).append(op)
     engine.run([*container_ops, *adds, *member_removes], lambda done: _record(store, done))
     engine.run(owner_removes, lambda done: _record(store, done))
+    if len(changes.teams):  # after the owners are in: a team needs one
+        counts.update(_ensure_teams(engine, store, list(changes.teams["key"]), container_ids))
     return counts
+
+
+def _ensure_teams(
+    engine: Engine, store: TargetStore, keys: list[str], container_ids: dict[str, str]
+) -> dict[str, int]:
+    """Make a team from each container; "already has a team" counts as made. A container the target
+    cannot make one from yet (just created) is tried again after a pause, then left for the next run."""
+    todo = {key: container_ids[key] for key in keys if key in container_ids}
+    made, no_container = 0, len(keys) - len(todo)
+
+    def record(done: Sequence[tuple[Op, Outcome]]) -> None:
+        store.save_teams(
+            {
+                str(op.container_key): str(outcome.remote_id or op.container_id)
+                for op, outcome in done
+                if outcome.status == "ok"
+            }
+        )
+
+    for attempt in range(TEAM_ROUNDS):
+        if not todo:
+            break
+        if attempt:
+            engine.sleep(TEAM_WAIT_S)
+        ops = [
+            Op(f"t{i}", "create_team", container_key=k, container_id=c)
+            for i, (k, c) in enumerate(todo.items())
+        ]
+        results = engine.run(ops, record)
+        made += sum(results[op.id].status == "ok" for op in ops)
+        todo = {
+            str(op.container_key): str(op.container_id) for op in ops if results[op.id].status == "absent"
+        }
+    return {"teams_created": made, "teams_pending": len(todo) + no_container}
 
 
 def _ensure_containers(
