@@ -57,7 +57,7 @@ airflow-init: install
 	-$(BIN)/airflow connections delete misync_directory > /dev/null 2>&1
 	$(BIN)/airflow connections get misync_credentials_key > /dev/null 2>&1 || \
 		$(BIN)/airflow connections add misync_credentials_key --conn-type generic \
-		--conn-password "$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" > /dev/null
+		--conn-password="$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" > /dev/null
 	$(BIN)/airflow connections add mis_demo_academy --conn-type fs \
 		--conn-extra '{"path": "$(DEMO_DROP)"}' > /dev/null
 	$(BIN)/airflow connections add misync_directory --conn-type generic \

@@ -11,6 +11,8 @@ timed), then synced to a fresh fake Graph through the provider's msgraph hook, a
 - no-change: the same directory again: nothing to send;
 - 100 changes: 100 pupil memberships of teaching groups dropped in the MIS, re-planned, re-applied
   and synced: 100 removals.
+
+``m365-teams-large-secondary`` runs the same with ``teams: true``: a team made from every class too.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ DOMAIN = "bench.example"
 AS_OF = dt.date(2026, 1, 15)
 
 
-def _config() -> Any:
+def _config(*, teams: bool = False) -> Any:
     from mis_sync.config import load_establishment
     from mis_sync.targets.settings import Microsoft365Target, OwnersPolicy, TargetsConfig
 
@@ -41,16 +43,17 @@ def _config() -> Any:
         connection_id="msgraph_bench",
         tenant_domain=DOMAIN,
         owners=OwnersPolicy(admins=("it.admin",)),
+        teams=teams,
     )
     return config.model_copy(update={"targets": TargetsConfig(microsoft365=target)})
 
 
-def m365_large_secondary() -> Metrics:
+def _m365(*, teams: bool) -> Metrics:
     from mis_sync.fakes import running_fake_graph
     from mis_sync.generator import generate_school
 
     watch = Stopwatch()
-    config = _config()
+    config = _config(teams=teams)
     with watch("generate"):
         school = generate_school("large-secondary", 2026, AS_OF)
     with TemporaryDirectory() as tmp, running_fake_graph(seed=1, auto_users_domain=DOMAIN) as fake:
@@ -60,8 +63,19 @@ def m365_large_secondary() -> Metrics:
             {"conn_type": "msgraph", "login": "c", "password": "s", "extra": extra}
         )
         runs = three_runs(config, "microsoft365", school, tmp, watch)
-        classes = len(fake.state.classes)
-    return {**run_metrics(runs, watch, 20), "classes": classes}
+        classes, made = len(fake.state.classes), len(fake.state.teams)
+    metrics = {**run_metrics(runs, watch, 20), "classes": classes}
+    if teams:
+        metrics |= {"teams": made, "teams_pending": runs["initial"]["teams_pending"]}
+    return metrics
+
+
+def m365_large_secondary() -> Metrics:
+    return _m365(teams=False)
+
+
+def m365_teams_large_secondary() -> Metrics:
+    return _m365(teams=True)
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -91,6 +105,27 @@ SCENARIOS: dict[str, Scenario] = {
                 Goal("no_change_writes", "==", 0),
                 Goal("no_change_write_requests", "==", 0),
                 Goal("changes_100_write_requests", "<=", 6),
+            ),
+            repeats=1,
+        ),
+        Scenario(
+            name="m365-teams-large-secondary",
+            description="the same with teams: true (a team made from every class)",
+            run=m365_teams_large_secondary,
+            report=(
+                ("initial_s", "initial sync with teams", "s"),
+                ("classes", "education classes created", ""),
+                ("teams", "teams made", ""),
+                ("teams_pending", "teams left pending", ""),
+                ("writes", "writes (classes, memberships and teams)", ""),
+                ("write_requests", "write requests", ""),
+                ("ratio", "write requests / ceil(writes / 20)", "x"),
+                ("no_change_writes", "no-change run: writes", ""),
+            ),
+            goals=(
+                Goal("ratio", "<=", 1.1),
+                Goal("no_change_writes", "==", 0),
+                Goal("teams_pending", "==", 0),
             ),
             repeats=1,
         ),

@@ -148,3 +148,21 @@ def test_a_crash_while_teams_are_made_then_a_rerun_converges_without_asking_twic
     assert len(teams_of(fake)) == len(expected(directory)) and summary["failed"] == 0
     asked = [s for m, p, s in fake.inner_requests if m == "POST" and p.endswith("/teams") and s in (202, 409)]
     assert len(asked) == len(fake.state.teams), "no team asked for twice"
+
+
+def test_a_team_deleted_by_hand_is_made_again_at_the_drift_check(
+    directory: Engine, fake: FakeGraph, tmp_path: Path
+) -> None:
+    run(directory, tmp_path, "r1")
+    assert run(directory, tmp_path, "r1b")["drift_checked"], "the first check, finding nothing"
+    cid = next(iter(fake.state.teams))
+    del fake.state.teams[cid]  # deleted in Teams (or its background build failed)
+    assert run(directory, tmp_path, "r2")["writes"] == 0, "no drift check due: delta only"
+    ctx = context(directory, tmp_path, config(teams=True), "r3")
+    summary = run_target(ctx, "microsoft365", sleep=lambda _s: None, force_drift_check=True)
+    assert summary["drift"]["drift_teams_missing"] == 1
+    assert summary["teams_created"] == summary["writes"] == 1 and cid in fake.state.teams
+    fake.reset_counters()
+    ctx = context(directory, tmp_path, config(teams=True), "r4")
+    again = run_target(ctx, "microsoft365", sleep=lambda _s: None, force_drift_check=True)
+    assert again["drift"]["drift_teams_missing"] == 0 and again["writes"] == 0

@@ -90,6 +90,10 @@ def test_graph_team_request_and_answers() -> None:
     assert adapter.outcome(op, too_new).status == "absent", "tried again later, not a failure"
     no_owner = {"status": 400, "body": {"error": {"code": "BadRequest", "message": "needs an owner"}}}
     assert adapter.outcome(op, no_owner) == Outcome("failed", error="BadRequest")
+    read = Op("r1", "read_team", container_key="A", container_id="g-1")
+    assert adapter.request(read) == {"method": "GET", "url": "/teams/g-1?$select=id"}
+    assert adapter.outcome(read, {"status": 200, "body": {"id": "g-1"}}).status == "ok"
+    assert adapter.outcome(read, too_new).status == "absent", "deleted by hand: made again"
 
 
 def test_excluded_memberships_are_not_re_added() -> None:

@@ -37,6 +37,7 @@ Action = Literal[
     "create_user",
     "update_user",
     "create_team",
+    "read_team",
 ]
 WRITE_ACTIONS = frozenset(
     {"create", "update", "archive", "add", "remove", "create_user", "update_user", "create_team"}

@@ -131,6 +131,8 @@ class GraphAdapter:
             }
         if op.action == "remove":
             return {"method": "DELETE", "url": f"/{col}/{cid}/{rel}/{op.user_id}/$ref"}
+        if op.action == "read_team":
+            return {"method": "GET", "url": f"/teams/{cid}?$select=id"}
         if op.action == "create_team":  # a team from the class's group: name and members come from it
             template = "educationClass" if self.kind == "education_class" else "standard"
             body = {
@@ -195,6 +197,8 @@ class GraphAdapter:
             return Outcome("absent")
         if op.action == "create_team" and status == 409:
             return Outcome("ok", remote_id=op.container_id)  # the group has its team already
+        if op.action == "read_team" and status == 404:
+            return Outcome("absent", error=code)  # deleted by hand, or Teams never finished building it
         if op.action == "create_team" and status == 404:
             return Outcome("absent", error=code)  # a group made minutes ago: not ready for a team yet
         if status == 404 and op.action in ("read", "update", "archive", "add", "remove"):

@@ -160,6 +160,14 @@ class TargetStore:
             rows = [self._row(container_key=k, team_id=v, requested_at=now) for k, v in teams.items()]
             conn.execute(insert(TargetTeam), rows)
 
+    def forget_teams(self, keys: list[str]) -> None:
+        """Teams found missing by the drift check: forget them, so this run asks for them again."""
+        with self.engine.begin() as conn:
+            for part in _chunks(keys):
+                conn.execute(
+                    delete(TargetTeam).where(self._where(TargetTeam), TargetTeam.container_key.in_(part))
+                )
+
     def forget_containers(self, keys: list[str]) -> None:
         """A container deleted in the target by hand: forget it (and its team), so the next run makes it
         again."""

@@ -105,7 +105,24 @@ def drift_check(engine: Engine, store: TargetStore, stored: StoredState, policy:
         "drift_missing": len(missing),
         "drift_containers": len(pairs),
         "drift_gone": len(gone),
+        **({"drift_teams_missing": _check_teams(engine, store, stored, active)} if policy.teams else {}),
     }
+
+
+def _check_teams(engine: Engine, store: TargetStore, stored: StoredState, active: pd.DataFrame) -> int:
+    """Read back the teams MIS Sync made; one deleted by hand (or never built) is forgotten, so the same
+    run asks for it again. Returns how many were missing."""
+    with_team = active[active["key"].isin(stored.teams)]
+    reads = [
+        Op(f"tr{i}", "read_team", container_key=key, container_id=rid)
+        for i, (key, rid) in enumerate(zip(with_team["key"], with_team["remote_id"], strict=True))
+    ]
+    results = engine.run(reads)
+    if any(results[op.id].status not in ("ok", "absent") for op in reads):
+        raise TransientError("drift check: teams could not be read; the stored state is unchanged")
+    missing = [str(op.container_key) for op in reads if results[op.id].status == "absent"]
+    store.forget_teams(missing)
+    return len(missing)
 
 
 def _minus(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
