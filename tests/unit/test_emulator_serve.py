@@ -36,9 +36,11 @@ def test_classroom_auto_users_only_for_the_demo_domain() -> None:
 def test_state_round_trip_keeps_sets_and_merges_dicts() -> None:
     state = ClassroomState(org_units={"/Pupils/Year 7", "/Staff"})
     state.aliases["d:x"] = "1"
-    restored = ClassroomState()
-    load_state(restored, json.loads(dump_state(state)))
-    assert restored == state
+    assert _round_trip(state) == state
+    seeded = ClassroomState()
+    seeded.aliases["d:seeded"] = "2"  # already held when the file is loaded: kept
+    load_state(seeded, json.loads(dump_state(state)))
+    assert seeded.aliases == {"d:seeded": "2", "d:x": "1"} and seeded.org_units == state.org_units
     assert ClassroomState().org_units is None and _round_trip(ClassroomState()).org_units is None
     graph = FakeGraph()
     graph.add_user("a@demo.example")

@@ -183,14 +183,14 @@ class TargetUser(Base):
 
 
 class TargetTeam(Base):
-    """A team MIS Sync asked the target to make from one of its classes (made once, never deleted)."""
+    """A team MIS Sync asked the target to make from one of its classes (made once, never deleted).
+    A team's id is its class's group id, so only the class's key is kept."""
 
     __tablename__ = "directory_target_teams"
 
     establishment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     target: Mapped[str] = mapped_column(String(32), primary_key=True)
     container_key: Mapped[str] = mapped_column(String(250), primary_key=True)
-    team_id: Mapped[str] = mapped_column(String(128))
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from mis_sync.fakes.http_fake import FakeApiServer, Request, Response, running
-from mis_sync.fakes.oauth_tokens import TokenIssuer
+from mis_sync.fakes.oauth_tokens import TokenEndpoint, TokenIssuer
 from mis_sync.generator.shapes.isams_rest import render_isams_rest
 from mis_sync.model import Extract
 
@@ -46,7 +46,8 @@ LISTS = {
 }
 
 
-class FakeIsamsRest(FakeApiServer):
+class FakeIsamsRest(TokenEndpoint, FakeApiServer):
+    token_path = TOKEN_PATH
     thread_name = "fake-isams-rest"
 
     def __init__(
@@ -65,14 +66,6 @@ class FakeIsamsRest(FakeApiServer):
         self.data: dict[str, Any] = {}
         if extract is not None:
             self.publish(extract)
-
-    @property
-    def client_id(self) -> str:
-        return self.tokens.client_id
-
-    @property
-    def client_secret(self) -> str:
-        return self.tokens.client_secret
 
     def publish(self, extract: Extract, at: datetime | pd.Timestamp | None = None) -> None:
         when = pd.Timestamp(at if at is not None else extract.snapshot_at).tz_convert("UTC").to_pydatetime()

@@ -92,3 +92,24 @@ class TokenIssuer:
             del self._tokens[token]
             return False
         return True
+
+
+class TokenEndpoint:
+    """Mixin for a fake API server that issues its own OAuth tokens: the credentials a test hands the
+    connector, and the token URL (``base_url`` + the class's ``token_path``)."""
+
+    tokens: TokenIssuer
+    token_path: str
+    base_url: str
+
+    @property
+    def client_id(self) -> str:
+        return self.tokens.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.tokens.client_secret
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + self.token_path

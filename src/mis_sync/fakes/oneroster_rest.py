@@ -35,7 +35,7 @@ import pandas as pd
 
 from mis_sync.fakes.bromcom import parse_filter
 from mis_sync.fakes.http_fake import FakeApiServer, Request, Response, VersionedStore, running
-from mis_sync.fakes.oauth_tokens import TokenIssuer
+from mis_sync.fakes.oauth_tokens import TokenEndpoint, TokenIssuer
 from mis_sync.generator.shapes.oneroster_rest import COLLECTIONS, render_oneroster
 from mis_sync.model import Extract
 
@@ -54,7 +54,8 @@ def stamp(when: datetime) -> str:
     return f"{when:%Y-%m-%dT%H:%M:%S}.000Z"
 
 
-class FakeOneRoster(FakeApiServer):
+class FakeOneRoster(TokenEndpoint, FakeApiServer):
+    token_path = TOKEN_PATH
     thread_name = "fake-oneroster"
 
     def __init__(
@@ -81,18 +82,6 @@ class FakeOneRoster(FakeApiServer):
         self._cache: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
         if extract is not None:
             self.publish(extract)
-
-    @property
-    def client_id(self) -> str:
-        return self.tokens.client_id
-
-    @property
-    def client_secret(self) -> str:
-        return self.tokens.client_secret
-
-    @property
-    def token_url(self) -> str:
-        return self.base_url + TOKEN_PATH
 
     def publish(self, extract: Extract, at: datetime | pd.Timestamp | None = None) -> None:
         when = pd.Timestamp(at if at is not None else extract.snapshot_at).tz_convert("UTC").to_pydatetime()

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from mis_sync.fakes.http_fake import FakeApiServer, Request, Response, VersionedStore, running
-from mis_sync.fakes.oauth_tokens import TokenIssuer
+from mis_sync.fakes.oauth_tokens import TokenEndpoint, TokenIssuer
 from mis_sync.generator.shapes.scholarpack import RESOURCES, SCOPES, render_scholarpack
 from mis_sync.model import Extract
 
@@ -38,7 +38,8 @@ API = "/api/v1/"
 TOKEN_PATH = "/oauth/token"
 
 
-class FakeScholarPack(FakeApiServer):
+class FakeScholarPack(TokenEndpoint, FakeApiServer):
+    token_path = TOKEN_PATH
     thread_name = "fake-scholarpack"
 
     def __init__(
@@ -61,20 +62,8 @@ class FakeScholarPack(FakeApiServer):
             self.publish(extract)
 
     @property
-    def client_id(self) -> str:
-        return self.tokens.client_id
-
-    @property
-    def client_secret(self) -> str:
-        return self.tokens.client_secret
-
-    @property
     def refresh_token(self) -> str:
         return self.tokens.refresh_token or ""
-
-    @property
-    def token_url(self) -> str:
-        return self.base_url + TOKEN_PATH
 
     def publish(self, extract: Extract, at: datetime | pd.Timestamp | None = None) -> None:
         when = pd.Timestamp(at if at is not None else extract.snapshot_at).tz_convert("UTC").to_pydatetime()

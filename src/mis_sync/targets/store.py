@@ -147,26 +147,25 @@ class TargetStore:
                 ]
                 conn.execute(insert(TargetMembership), rows)
 
-    def save_teams(self, teams: dict[str, str]) -> None:
-        """Record container key → team id for teams the target accepted (or already had)."""
-        if not teams:
-            return
-        now = _now()
-        with self.engine.begin() as conn:
-            for part in _chunks(list(teams)):
-                conn.execute(
-                    delete(TargetTeam).where(self._where(TargetTeam), TargetTeam.container_key.in_(part))
-                )
-            rows = [self._row(container_key=k, team_id=v, requested_at=now) for k, v in teams.items()]
-            conn.execute(insert(TargetTeam), rows)
+    def save_teams(self, keys: list[str]) -> None:
+        """Record the containers whose team the target accepted (or already had)."""
+        self._replace_teams(keys, insert_them=True)
 
     def forget_teams(self, keys: list[str]) -> None:
         """Teams found missing by the drift check: forget them, so this run asks for them again."""
+        self._replace_teams(keys, insert_them=False)
+
+    def _replace_teams(self, keys: list[str], *, insert_them: bool) -> None:
+        if not keys:
+            return
         with self.engine.begin() as conn:
             for part in _chunks(keys):
                 conn.execute(
                     delete(TargetTeam).where(self._where(TargetTeam), TargetTeam.container_key.in_(part))
                 )
+            if insert_them:
+                now = _now()
+                conn.execute(insert(TargetTeam), [self._row(container_key=k, requested_at=now) for k in keys])
 
     def forget_containers(self, keys: list[str]) -> None:
         """A container deleted in the target by hand: forget it (and its team), so the next run makes it

@@ -227,13 +227,7 @@ def _ensure_teams(
     made, no_container = 0, len(keys) - len(todo)
 
     def record(done: Sequence[tuple[Op, Outcome]]) -> None:
-        store.save_teams(
-            {
-                str(op.container_key): str(outcome.remote_id or op.container_id)
-                for op, outcome in done
-                if outcome.status == "ok"
-            }
-        )
+        store.save_teams([str(op.container_key) for op, outcome in done if outcome.status == "ok"])
 
     for attempt in range(TEAM_ROUNDS):
         if not todo:

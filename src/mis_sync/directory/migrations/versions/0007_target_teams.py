@@ -22,7 +22,6 @@ def upgrade() -> None:
         sa.Column("establishment_id", sa.String(length=64), nullable=False),
         sa.Column("target", sa.String(length=32), nullable=False),
         sa.Column("container_key", sa.String(length=250), nullable=False),
-        sa.Column("team_id", sa.String(length=128), nullable=False),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("establishment_id", "target", "container_key"),
     )
