@@ -475,3 +475,16 @@ def test_html_escapes_everything() -> None:
     assert "1 new, 0 still open, 0 fixed" in page
     empty = render_html(findings.iloc[0:0], establishment_id="x", run_id="r")
     assert "No findings" in empty
+
+
+def test_great_expectations_import_does_not_flood_info_logs() -> None:
+    """GE's docs registry logs ~214 lines at INFO on import: never into task logs or the CLI's stdout."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout);"
+        "from mis_sync.quality.runner import SuiteRunner; import great_expectations"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert "Skipping registering" not in result.stdout + result.stderr

@@ -20,9 +20,15 @@ only on the first check, so the Alembic environment and DAG files can import ``q
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from mis_sync.lazy import lazy_attributes
+
+# Importing Great Expectations logs ~214 "Skipping registering function …" lines at INFO (its public-API
+# docs registry). With Airflow's INFO task logging they flood every validate log, and under the CLI they
+# reach stdout and break ``--json``. Set before any module of this package imports GE.
+logging.getLogger("great_expectations._docs_decorators").setLevel(logging.WARNING)
 
 if TYPE_CHECKING:
     from mis_sync.quality.breakers import QualityStop
