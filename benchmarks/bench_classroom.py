@@ -27,7 +27,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from common import Goal, Metrics, Scenario, Stopwatch, script_main
+from common import Goal, Metrics, Scenario, Stopwatch, bench_profile, script_main
 from target_runs import run_metrics, three_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ def classroom_large_secondary() -> Metrics:
     config = _config()
     rpm = config.targets.google_classroom.requests_per_minute
     with watch("generate"):
-        school = generate_school("large-secondary", 2026, AS_OF)
+        school = generate_school(bench_profile("large-secondary"), 2026, AS_OF)
     calls: dict[str, int] = {}
     with TemporaryDirectory() as tmp, running_fake_classroom(seed=1) as fake:
         os.environ["AIRFLOW_CONN_GOOGLE_BENCH"] = json.dumps(

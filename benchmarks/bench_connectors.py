@@ -31,7 +31,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from common import Metrics, Scenario, child_main, run_scenario
+from common import Metrics, Scenario, bench_profile, child_main, run_scenario
 
 AS_OF = dt.date(2026, 1, 15)
 SEED = 1
@@ -111,7 +111,7 @@ def _run(name: str) -> Callable[[], Metrics]:
         from mis_sync.generator import generate_school
 
         started = time.perf_counter()
-        extract = generate_school("large-secondary", SEED, AS_OF)
+        extract = generate_school(bench_profile("large-secondary"), SEED, AS_OF)
         generate_s = time.perf_counter() - started
         with _fake(name, extract) as fake:
             connection, mis_type, options = _connection(name, fake)

@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import Goal, Metrics, Scenario, Stopwatch, script_main
+from common import SMOKE, Goal, Metrics, Scenario, Stopwatch, script_main
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = REPO / "dags"
 TEMPLATE = REPO / "include" / "establishments" / "demo-academy.yaml"
-COUNT = 500
-TASK_DAG_ID = "mis_sync__school_250"
+COUNT = 3 if SMOKE else 500
+TASK_DAG_ID = "mis_sync__school_002" if SMOKE else "mis_sync__school_250"
 
 
 def write_establishments(folder: Path, count: int = COUNT) -> list[Path]:

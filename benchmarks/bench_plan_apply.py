@@ -21,7 +21,6 @@ validate + plan + apply. Validation on its own has its own goals in ``bench_qual
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import os
 import sys
 import uuid
@@ -31,7 +30,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from common import Goal, Metrics, Scenario, Skip, Stopwatch, script_main
+from common import Goal, Metrics, Scenario, Skip, Stopwatch, bench_profile, script_main
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "include" / "establishments" / "demo-academy.yaml"
@@ -77,37 +76,26 @@ def import_validator(watch: Stopwatch) -> str:
     """Import the validate stage's engine (timed as ``validator_import``); return its name.
 
     The pipeline's validate stage is ``mis_sync.quality.check_extract`` (Great Expectations, whose
-    import alone takes seconds); releases before the quality stage used ``mis_sync.validate.validate``.
+    import alone takes seconds; ``check_extract`` imports it lazily, so it is imported here to time it).
     """
     with watch("validator_import"):
-        if importlib.util.find_spec("mis_sync.quality") is not None:
-            import great_expectations  # noqa: F401  (the heavy part; check_extract imports it lazily)
+        import great_expectations  # noqa: F401
 
-            from mis_sync.quality import check_extract  # noqa: F401
+        from mis_sync.quality import check_extract  # noqa: F401
 
-            return "mis_sync.quality.check_extract"
-        from mis_sync.validate import validate  # noqa: F401
-
-        return "mis_sync.validate.validate"
+    return "mis_sync.quality.check_extract"
 
 
 def validate_one(extract: Any, config: Any, last_counts: dict[str, int]) -> Checked:
     """The validate stage's checks for one establishment, as ``pipeline.validate_stage`` runs them."""
-    if importlib.util.find_spec("mis_sync.quality") is not None:
-        from mis_sync.quality import check_extract
+    from mis_sync.quality import check_extract
 
-        result = check_extract(extract, country=config.country, last_counts=last_counts, limits=config.safety)
-        return Checked(result.clean_extract, result.counts, result.quarantined)
-    from mis_sync.validate import validate
-
-    legacy = validate(extract, last_counts, config.safety)
-    return Checked(legacy.extract, legacy.counts)
+    result = check_extract(extract, country=config.country, last_counts=last_counts, limits=config.safety)
+    return Checked(result.clean_extract, result.counts, result.quarantined)
 
 
 def validate_many(extracts: dict[str, Any], configs: dict[str, Any]) -> dict[str, Checked]:
     """A trust's first run: ``quality.check_extracts`` checks all schools with one GE batch per entity."""
-    if importlib.util.find_spec("mis_sync.quality") is None:
-        return {slug: validate_one(extract, configs[slug], {}) for slug, extract in extracts.items()}
     from mis_sync.quality import check_extracts
 
     results = check_extracts(
@@ -178,7 +166,9 @@ def _large_secondary(watch: Stopwatch) -> Any:
     from mis_sync.generator import generate_school
 
     with watch("generate"):
-        return generate_school("large-secondary", SCHOOL_SEED, AS_OF, establishment_id="large-secondary")
+        return generate_school(
+            bench_profile("large-secondary"), SCHOOL_SEED, AS_OF, establishment_id="large-secondary"
+        )
 
 
 def _sizes(extract: Any) -> dict[str, int]:

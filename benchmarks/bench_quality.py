@@ -24,7 +24,7 @@ import datetime as dt
 import statistics
 import time
 
-from common import Goal, Metrics, Scenario, Stopwatch, script_main
+from common import Goal, Metrics, Scenario, Stopwatch, bench_profile, script_main
 
 AS_OF = dt.date(2026, 1, 15)
 """A term-time day (the spring term): every year group on roll, a few leavers and pre-admissions."""
@@ -44,7 +44,9 @@ def large_secondary() -> Metrics:
 
     watch = Stopwatch()
     with watch("generate"):
-        extract = generate_school("large-secondary", SCHOOL_SEED, AS_OF, establishment_id="large-secondary")
+        extract = generate_school(
+            bench_profile("large-secondary"), SCHOOL_SEED, AS_OF, establishment_id="large-secondary"
+        )
     with watch("validate"):
         result = check_extract(extract, country="england", last_counts={})
     warm = []

@@ -25,7 +25,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
-from common import Goal, Metrics, Scenario, Stopwatch, script_main
+from common import Goal, Metrics, Scenario, Stopwatch, bench_profile, script_main
 from target_runs import run_metrics, three_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def _m365(*, teams: bool) -> Metrics:
     watch = Stopwatch()
     config = _config(teams=teams)
     with watch("generate"):
-        school = generate_school("large-secondary", 2026, AS_OF)
+        school = generate_school(bench_profile("large-secondary"), 2026, AS_OF)
     with TemporaryDirectory() as tmp, running_fake_graph(seed=1, auto_users_domain=DOMAIN) as fake:
         extra = {"tenant_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "base_url": fake.base_url + "/",
                  "allowed_hosts": "graph.microsoft.com"}  # fmt: skip

@@ -52,14 +52,6 @@ class MemberRole(StrEnum):
     TEACHER = "teacher"
 
 
-class PersonKind(StrEnum):
-    """Which canonical entity a person comes from; MIS ids are unique only within one kind."""
-
-    PUPIL = "pupil"
-    STAFF = "staff"
-    CONTACT = "contact"
-
-
 @dataclass(frozen=True)
 class Column:
     name: str

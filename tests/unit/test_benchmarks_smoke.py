@@ -1,0 +1,44 @@
+"""Every benchmark script still runs: its first scenario, end to end, on the smallest school.
+
+``make benchmark`` is not part of ``make test`` (it takes many minutes and its goals are judged on a
+quiet machine), so without this a renamed module or a changed signature breaks a benchmark unnoticed.
+``MISYNC_BENCH_SMOKE=1`` makes the scripts use the ``small-primary`` profile; the timings are ignored.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+SCRIPTS = sorted(path.stem for path in BENCHMARKS.glob("bench_*.py"))
+
+
+@pytest.fixture(scope="module")
+def common():  # type: ignore[no-untyped-def]
+    """The benchmarks' ``common`` module in smoke mode (set before import: setups run in this process)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MISYNC_BENCH_SMOKE", "1")
+    # a loaded machine (the rest of the suite runs beside this) must not time the DAG file out
+    patch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "600")
+    patch.syspath_prepend(str(BENCHMARKS))
+    try:
+        yield importlib.import_module("common")
+    finally:
+        patch.undo()
+
+
+def test_every_benchmark_script_is_smoke_tested() -> None:
+    assert len(SCRIPTS) >= 6, SCRIPTS
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_benchmark_script_runs_its_first_scenario(common, script: str) -> None:  # type: ignore[no-untyped-def]
+    module = importlib.import_module(script)
+    name, scenario = next(iter(module.SCENARIOS.items()))
+    result = common.run_scenario(BENCHMARKS / f"{script}.py", scenario, repeats=1, log=False)
+    assert result["status"] == "ok", (
+        f"{script} {name}: {result.get('error')}\n{result['runs'][-1].get('stderr_tail', '')}"
+    )
