@@ -15,28 +15,21 @@ DEMO_DROP := $(AIRFLOW_HOME)/mis-drop/$(DEMO_ID)
 DEMO_DIRECTORY := $(AIRFLOW_HOME)/misync-directory.db
 DEMO_LOG := $(AIRFLOW_HOME)/demo-run.log
 EMULATOR_PORT := 18765
-EMULATOR_STATE := $(AIRFLOW_HOME)/graph-emulator-state.json
 EMULATOR_CONN_EXTRA := {"tenant_id": "00000000-0000-0000-0000-000000000000", "allowed_hosts": \
 	"graph.microsoft.com", "base_url": "http://127.0.0.1:$(EMULATOR_PORT)/v1.0/"}
 EMULATOR_CONN := {"conn_type": "msgraph", "login": "demo-client-id", "password": "demo-secret", \
 	"extra": $(EMULATOR_CONN_EXTRA)}
-EMULATOR := $(BIN)/python -m mis_sync.fakes.serve graph --port $(EMULATOR_PORT) \
-	--auto-users-domain demo-academy.example --state-file $(EMULATOR_STATE)
-CLASSROOM_PORT := 18766
-CLASSROOM_STATE := $(AIRFLOW_HOME)/classroom-emulator-state.json
-CLASSROOM_CONN_EXTRA := {"api_endpoint": "http://127.0.0.1:$(CLASSROOM_PORT)/", \
-	"subject": "it.admin@demo-academy.example"}
-CLASSROOM_CONN := {"conn_type": "generic", "extra": $(CLASSROOM_CONN_EXTRA)}
-CLASSROOM_EMULATOR := $(BIN)/python -m mis_sync.fakes.serve classroom --port $(CLASSROOM_PORT) \
-	--auto-users-domain demo-academy.example --admin it.admin@demo-academy.example \
-	--state-file $(CLASSROOM_STATE)
-# Both emulators in the background, their pids in one file, stopped together (state saved on SIGTERM).
-EMULATORS_PID := $(AIRFLOW_HOME)/emulators.pid
-START_EMULATORS := ($(EMULATOR) > $(AIRFLOW_HOME)/graph-emulator.log 2>&1 & echo $$! > $(EMULATORS_PID); \
-	$(CLASSROOM_EMULATOR) > $(AIRFLOW_HOME)/classroom-emulator.log 2>&1 & echo $$! >> $(EMULATORS_PID); \
-	for _ in $$(seq 100); do [ "$$(cat $(AIRFLOW_HOME)/*-emulator.log | grep -c '^LOCAL EMULATOR')" = 2 ] \
-	&& break; sleep 0.2; done)
-STOP_EMULATORS := kill $$(cat $(EMULATORS_PID)); sleep 1
+# Both emulators in the background, stopped together (each saves its state on SIGTERM); a busy port
+# stops the demo at once. Ports: make demo EMULATOR_PORT=… CLASSROOM_PORT=…
+export BIN EMULATOR_PORT CLASSROOM_PORT
+export DEMO_DOMAIN := demo-academy.example
+export DEMO_ADMIN := it.admin@demo-academy.example
+START_EMULATORS := tools/demo-emulators.sh start
+STOP_EMULATORS := tools/demo-emulators.sh stop
+# The UI listens on this machine only unless you say otherwise (make ui AIRFLOW__API__HOST=0.0.0.0).
+export AIRFLOW__API__HOST ?= 127.0.0.1
+# The simple auth manager's password file, made by airflow-init so the demo can name it at once.
+PASSWORDS_FILE := $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated
 
 .PHONY: install airflow-init demo ui test lint format benchmark clean
 
@@ -53,8 +46,8 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 airflow-init: install
 	mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
-	-$(BIN)/airflow connections delete mis_demo_academy > /dev/null 2>&1
-	-$(BIN)/airflow connections delete misync_directory > /dev/null 2>&1
+	$(BIN)/airflow connections delete mis_demo_academy > /dev/null 2>&1 || true
+	$(BIN)/airflow connections delete misync_directory > /dev/null 2>&1 || true
 	$(BIN)/airflow connections get misync_credentials_key > /dev/null 2>&1 || \
 		$(BIN)/airflow connections add misync_credentials_key --conn-type generic \
 		--conn-password="$$($(BIN)/python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" > /dev/null
@@ -62,14 +55,16 @@ airflow-init: install
 		--conn-extra '{"path": "$(DEMO_DROP)"}' > /dev/null
 	$(BIN)/airflow connections add misync_directory --conn-type generic \
 		--conn-extra '{"sqlalchemy_url": "sqlite:///$(DEMO_DIRECTORY)"}' > /dev/null
-	-$(BIN)/airflow connections delete msgraph_demo > /dev/null 2>&1
+	$(BIN)/airflow connections delete msgraph_demo > /dev/null 2>&1 || true
 	$(BIN)/airflow connections add msgraph_demo --conn-type msgraph --conn-login demo-client-id \
 		--conn-password demo-secret --conn-extra '$(EMULATOR_CONN_EXTRA)' > /dev/null
 	$(BIN)/airflow pools set misync_graph 4 "Concurrent Microsoft Graph sync tasks" > /dev/null
-	-$(BIN)/airflow connections delete google_demo > /dev/null 2>&1
+	$(BIN)/airflow connections delete google_demo > /dev/null 2>&1 || true
 	$(BIN)/airflow connections add google_demo --conn-type generic \
 		--conn-extra '$(CLASSROOM_CONN_EXTRA)' > /dev/null
 	$(BIN)/airflow pools set misync_google 1 "Google Classroom sync tasks (one per impersonated admin)" > /dev/null
+	test -s $(PASSWORDS_FILE) || (umask 077; $(BIN)/python -c \
+		'import json, secrets; print(json.dumps({"admin": secrets.token_urlsafe(12)}))' > $(PASSWORDS_FILE))
 
 demo: airflow-init
 	$(BIN)/misync generate --profile secondary --seed 42 --out $(DEMO_DROP) \
@@ -86,11 +81,11 @@ demo: airflow-init
 	$(BIN)/misync report $(DEMO_ID)
 	@echo
 	@echo "See it in the Airflow UI: make ui, then open http://localhost:8080 (user admin;"
-	@echo "password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)."
+	@echo "password in $(PASSWORDS_FILE))."
 
 # airflow standalone: scheduler, DAG processor, API server and triggerer on SQLite, this repo's DAGs.
 ui: airflow-init
-	$(START_EMULATORS); trap "$(STOP_EMULATORS)" EXIT; \
+	$(START_EMULATORS); trap '$(STOP_EMULATORS)' EXIT; \
 		PATH="$(BIN):$$PATH" $(BIN)/airflow standalone
 
 test: install

@@ -98,7 +98,9 @@ def doc_md(config: Establishment, source: Path) -> str:
 
 **Manual runs** (Trigger DAG w/ config): `dry_run` computes and stores the plan without applying it;
 `full_sync` asks the MIS for a full extract instead of changes; `approve_suspensions` lets a run apply
-suspensions that the safety limit held back. Logs and XCom carry counts and MIS ids only.
+suspensions that the safety limit held back; `drift_check` reads every class's live membership back from
+each target now (otherwise weekly) and repairs changes made by hand. Logs and XCom carry counts and MIS
+ids only.
 """
 
 

@@ -71,7 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         load_state(state, json.loads(args.state_file.read_text(encoding="utf-8")))
     if isinstance(fake, FakeClassroom) and args.admin and fake.state.user_by_email(args.admin) is None:
         fake.add_user(args.admin, "IT", "Admin", is_admin=True)
-    fake.start()
+    try:
+        fake.start()
+    except OSError as exc:
+        # A busy port must stop the demo: its DAG would otherwise talk to whatever listens there.
+        print(
+            f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror}): another program uses the port; "
+            "stop it or pick another port (make demo EMULATOR_PORT=… CLASSROOM_PORT=…)",
+            file=sys.stderr,
+        )
+        return 2
     print(f"LOCAL EMULATOR of {LABELS[args.service]} on {fake.base_url}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
