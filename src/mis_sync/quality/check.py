@@ -83,7 +83,12 @@ def _complete(extract: Extract) -> Extract:
                 **{c: pd.Series(pd.NA, index=frame.index, dtype=empty[c].dtype) for c in absent}
             )
         tables[name] = frame.reset_index(drop=True)
-    return Extract(tables=tables, snapshot_at=extract.snapshot_at, source=extract.source)
+    return Extract(
+        tables=tables,
+        snapshot_at=extract.snapshot_at,
+        source=extract.source,
+        source_findings=extract.source_findings,
+    )
 
 
 def _prepare(
@@ -112,10 +117,34 @@ def attach_keys(results: pd.DataFrame, extract: Extract) -> pd.DataFrame:
     return out
 
 
+def source_findings(extract: Extract) -> pd.DataFrame:
+    """The connector's findings (``Extract.source_findings``) as findings: each record's ``row`` looked
+    up by its key; a finding about the whole read, or about a record not in the table, has ``row`` -1
+    and is never an error (an error quarantines its row, and there is none)."""
+    found = extract.source_findings
+    out = found.reindex(columns=FINDING_COLUMNS[:-1]).astype("string")
+    rows = pd.Series(-1, index=out.index, dtype="int64")
+    for entity, part in out.groupby("entity"):
+        if str(entity) not in extract.tables:
+            continue
+        table = extract.tables[str(entity)]
+        keys = derive_keys(str(entity), table)
+        position = pd.Series(range(len(table)), index=keys).groupby(level=0).first()
+        rows[part.index] = part["mis_id"].map(position).fillna(-1).astype("int64").to_numpy()
+    out.loc[(rows < 0).to_numpy(), "severity"] = "warning"
+    out["mis_id"] = out["mis_id"].fillna("")
+    out["row"] = rows
+    return out.reset_index(drop=True)
+
+
 def _finish(
     extract: Extract, counts: dict[str, int], results: pd.DataFrame, limits: SafetyLimits
 ) -> QualityResult:
     findings = attach_keys(results, extract)
+    if len(extract.source_findings):
+        merged = pd.concat([findings, source_findings(extract)], ignore_index=True)
+        merged = merged.sort_values(["entity", "rule", "mis_id", "field", "row"], kind="stable")
+        findings = merged.reset_index(drop=True)
     clean, removed = quarantine(extract, findings)
     summary = summarise(findings, counts, removed)
     check_error_rate(findings, extract, limits, summary)
