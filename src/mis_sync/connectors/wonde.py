@@ -83,6 +83,21 @@ def derive_group_context(extract: Extract) -> Extract:
     return replace(extract, tables=t)
 
 
+def registration_from_memberships(extract: Extract) -> Extract:
+    """Each pupil's registration group from the registration groups' member lists (read in full on
+    every run), not from the pupil's own ``groups`` include: Wonde does not document that a student's
+    ``updated_at`` moves when their group does, so a delta may not re-send the pupil. A pupil in two
+    registration groups gets the first by id; in none, no registration group."""
+    t = dict(extract.tables)
+    groups, members, pupils = t["groups"], t["memberships"], t["pupils"].copy()
+    registration = groups.loc[groups["kind"] == "registration", "mis_id"]
+    rows = members[(members["role"] == "pupil") & members["group_id"].isin(registration)]
+    first = rows.sort_values(["person_id", "group_id"]).drop_duplicates("person_id")
+    pupils["registration_group_id"] = pupils["mis_id"].map(first.set_index("person_id")["group_id"])
+    t["pupils"] = ENTITIES["pupils"].coerce(pupils)
+    return replace(extract, tables=t)
+
+
 def frame(
     records: list[dict[str, Any]], mapping: SourceMapping, entity: str, extra: tuple[str, ...] = ()
 ) -> pd.DataFrame:
@@ -279,7 +294,7 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
             found[found["rule"] != "year_group_missing"], missing_year_findings(pupils.loc[no_year, "mis_id"])
         )
         extract = replace(extract, source_findings=found)
-        return super().finish(derive_group_context(extract))
+        return super().finish(derive_group_context(registration_from_memberships(extract)))
 
     def _check_counts(
         self, client: ApiClient, raw: dict[str, list[dict[str, Any]]], *, full: bool
