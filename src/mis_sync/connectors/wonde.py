@@ -5,21 +5,29 @@ Connection (Airflow): ``login`` = the Wonde school id (or ``extra.school_id`` / 
 ``host`` = the school's regional domain (``api.wonde.com`` by default; ``api-ap-southeast-2.wonde.com``
 for AU/NZ: the wrong one returns no data) or ``extra.base_url`` for a full root (the local fake).
 Options: ``page_size`` (``per_page``, default 200), ``delta_overlap_seconds`` (default 600),
-``full_after_deltas``, ``timeout``, ``retry_*`` (see ``http_api``).
+``full_after_deltas``, ``max_withheld_fraction`` (default 0.5), ``verify_counts`` (default true),
+``timeout``, ``retry_*`` (see ``http_api``). What each Wonde fact rests on (documented, official client,
+integrators, assumed) is listed in the schema file; the checks are in ``wonde_checks``.
 
 What is read (endpoints, ``include=`` lists and keys are data in ``include/mis_schemas/wonde.yaml``):
 pupils from ``students`` / ``students-pre-admission`` / ``students-leaver`` (the endpoint gives the
-enrolment status), their registration group from the ``groups`` include and their contacts
-(relationships) from the ``contacts`` include; staff from ``employees`` (status from
-``employment_details.current`` and the start date); contacts from ``contacts`` (a contact is a staff
-member when they share the employee's ``upi``); year and registration groups from ``groups``,
-teaching groups from ``classes``, members from their ``students`` / ``employees`` includes. Groups of
-other types (houses…) are left out. A group's year is its pupils' year when they all share one.
+enrolment status), their year from the ``year`` include (else ``education_details``) and their
+contacts (relationships) from the ``contacts`` include; staff from ``employees`` (status from
+``employment_details.current`` and the start date; null = withheld, never "left"); contacts from
+``contacts`` (a contact is a staff member when they share the employee's ``upi``); year and
+registration groups from ``groups``, teaching groups from ``classes``, members from their ``students`` /
+``employees`` includes, and each pupil's registration group from those member lists. Groups of other
+types (houses…) are left out. A group's year is its pupils' year when they all share one.
 
-Delta (``DeltaConnector``): the same requests with ``updated_after`` = the previous snapshot time minus
-``delta_overlap_seconds``, plus ``deletions?type=…``; ``employees`` is read in full each time. A
-changed group replaces all its memberships; a changed pupil replaces all their relationships.
-Snapshot time: the server's ``Date`` on the first response.
+Checks (``wonde_checks``): each endpoint read in full is compared with ``/counts`` (short = error;
+count not reported = finding); staff whose status Wonde withheld are quarantined (a finding), and a
+school-wide pattern stops the run naming the permission; pupils without a year group are flagged.
+
+Delta (``DeltaConnector``): students and contacts with ``updated_after`` = the previous snapshot time
+minus ``delta_overlap_seconds``, plus ``deletions?type=student|contact``; ``employees``, ``groups`` and
+``classes`` are read in full every time (Wonde does not document that a class's ``updated_at`` moves
+when its members change), so staff, groups and memberships are whole tables; a changed pupil replaces
+all their relationships. Snapshot time: the server's ``Date`` on the first response.
 """
 
 from __future__ import annotations
