@@ -152,7 +152,8 @@ def test_withheld_employment_details_never_make_a_leaver(path: str, small: Extra
     assert not ids & set(result.clean_extract.tables["staff"]["mis_id"])
     others = result.clean_extract.tables["staff"].set_index("mis_id")["enrolment_status"]
     want = small.tables["staff"].set_index("mis_id")["enrolment_status"]
-    pd.testing.assert_series_equal(others.sort_index(), want.drop(sorted(ids)).sort_index(), check_dtype=False)
+    want = want.drop(sorted(ids)).sort_index()
+    pd.testing.assert_series_equal(others.sort_index(), want, check_dtype=False)
 
 
 @pytest.mark.parametrize("path", ["employment_details", "employment_details.data.current"])
@@ -212,3 +213,27 @@ def test_source_findings_survive_the_run_folder(tmp_path: Any, small: Extract) -
     back = storage.read_extract(tmp_path)
     pd.testing.assert_frame_equal(back.source_findings, extract.source_findings.astype("string"))
     assert set(check_extract(back, limits=LENIENT).quarantined["mis_id"]) >= ids
+
+
+def test_staff_whose_status_wonde_withholds_keep_their_accounts(tmp_path: Any, small: Extract) -> None:
+    """Through plan: held means untouched. The old connector planned these staff as leavers."""
+    from mis_sync.directory.db import make_engine, migrate
+    from mis_sync.directory.state import load_state
+    from mis_sync.plan import make_plan
+    from tests.helpers import demo_config, sync
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'directory.db'}")
+    migrate(engine)
+    config = demo_config()
+    with wonde(small) as (_, connector):
+        sync(engine, config, check_extract(connector.extract()).clean_extract, "run-1")
+    ids = set(on_roll(small, "staff")["mis_id"][:2])
+    later = dataclasses.replace(small, snapshot_at=small.snapshot_at + pd.Timedelta(days=1))
+    with wonde(later, withhold={"employees": ("employment_details",)}, withhold_ids=ids) as (_, connector):
+        result = check_extract(connector.extract(), limits=LENIENT)
+    plan = make_plan(
+        result.clean_extract, load_state(engine, config.id), config, quarantined=result.quarantined
+    )
+    touched = plan.users[plan.users["mis_id"].isin(ids)]
+    assert touched.empty, touched[["mis_id", "action"]].to_dict("records")
+    engine.dispose()
