@@ -247,6 +247,12 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
         )
         staff["_enrolment_status"] = status
         findings = withheld_staff_findings(staff.loc[withheld.to_numpy(dtype=bool), "id"])
+        if len(findings):
+            log.warning(
+                "Wonde employees: status withheld (null) for %d of %d staff: held as they are",
+                len(findings),
+                len(staff),
+            )
 
         contacts = frame(raw["contacts"], mapping, "contacts", ("upi",))
         by_upi = staff.dropna(subset=["upi"]).drop_duplicates("upi").set_index("upi")["id"]
@@ -297,6 +303,8 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
             what="students: year group (the 'year' include and education_details.current_nc_year)",
             permission="read access to students' year and education details (current NC year)",
         )
+        if no_year.any():
+            log.warning("Wonde students: %d current pupil(s) without a year group", int(no_year.sum()))
         found = extract.source_findings
         found = joined(
             found[found["rule"] != "year_group_missing"], missing_year_findings(pupils.loc[no_year, "mis_id"])
