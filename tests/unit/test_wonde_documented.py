@@ -215,6 +215,34 @@ def test_source_findings_survive_the_run_folder(tmp_path: Any, small: Extract) -
     assert set(check_extract(back, limits=LENIENT).quarantined["mis_id"]) >= ids
 
 
+def test_source_findings_reach_the_history_and_the_report(tmp_path: Any, small: Extract) -> None:
+    from mis_sync.directory.db import make_engine, migrate
+    from mis_sync.quality.history import update_history
+    from mis_sync.quality.report import CSV_NAME, write_report
+
+    ids = set(on_roll(small, "staff")["mis_id"][:1])
+    fake_options: dict[str, Any] = {
+        "withhold": {"employees": ("employment_details.data.current",)},
+        "withhold_ids": ids,
+        "counts_omit": frozenset({"contacts"}),
+    }
+    with wonde(small, **fake_options) as (_, connector):
+        findings = check_extract(connector.extract(), limits=LENIENT).findings
+    engine = make_engine(f"sqlite:///{tmp_path / 'directory.db'}")
+    migrate(engine)
+    now = dt.datetime(2026, 1, 16, tzinfo=dt.UTC)
+    tracked = update_history(engine, "demo", "run-1", findings, now)
+    engine.dispose()
+    ours = tracked[tracked["rule"].isin(["status_withheld", "source_count_missing"])]
+    assert sorted(zip(ours["rule"], ours["mis_id"], ours["status"], strict=True)) == [
+        ("source_count_missing", "", "new"),
+        ("status_withheld", next(iter(ids)), "new"),
+    ]
+    write_report(tmp_path, tracked, establishment_id="demo", run_id="run-1")
+    text = (tmp_path / CSV_NAME).read_text()
+    assert "status_withheld" in text and "source_count_missing" in text
+
+
 def test_staff_whose_status_wonde_withholds_keep_their_accounts(tmp_path: Any, small: Extract) -> None:
     """Through plan: held means untouched. The old connector planned these staff as leavers."""
     from mis_sync.directory.db import make_engine, migrate
