@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -265,3 +267,39 @@ def test_staff_whose_status_wonde_withholds_keep_their_accounts(tmp_path: Any, s
     touched = plan.users[plan.users["mis_id"].isin(ids)]
     assert touched.empty, touched[["mis_id", "action"]].to_dict("records")
     engine.dispose()
+
+
+def test_the_log_names_endpoints_and_counts_only(caplog: pytest.LogCaptureFixture, small: Extract) -> None:
+    from tests.unit.test_wonde_xporter import personal_values
+
+    ids = set(on_roll(small, "staff")["mis_id"][:1]) | set(on_roll(small, "pupils")["mis_id"][:1])
+    fake_options: dict[str, Any] = {
+        "withhold": {
+            "employees": ("employment_details",),
+            "students": ("year", "education_details.data.current_nc_year"),
+        },
+        "withhold_ids": ids,
+        "counts_omit": frozenset({"students"}),
+    }
+    with caplog.at_level(logging.WARNING), wonde(small, **fake_options) as (_, connector):
+        connector.extract()
+    text = caplog.text
+    assert "status withheld (null) for 1 of" in text and "1 current pupil(s) without a year group" in text
+    assert "['students']" in text
+    leaked = [v for v in personal_values(small) if re.search(rf"(?<!\w){re.escape(v)}(?!\w)", text)]
+    assert not leaked, f"personal data in the log: {len(leaked)} value(s)"
+
+
+def test_counts_shapes_and_the_withheld_limit_setting() -> None:
+    from mis_sync.connectors.wonde_checks import declared_count, max_withheld
+    from mis_sync.errors import ExtractError, SetupError
+
+    assert declared_count({"data": {"students": {"data": {"count": 7}}}}, "students") == 7
+    assert declared_count({"counts": {"students": {"data": {"count": "7"}}}}, "students") == 7
+    assert declared_count({"data": {"contacts": {"data": {"count": 3}}}}, "students") is None
+    with pytest.raises(ExtractError, match="Wonde counts students: count is missing or not a number"):
+        declared_count({"data": {"students": {"data": {"count": "many"}}}}, "students")
+    assert max_withheld(None) == 0.5 and max_withheld("0.2") == 0.2
+    for bad in ("half", 2, -0.1):
+        with pytest.raises(SetupError, match="max_withheld_fraction must be a number from 0 to 1"):
+            max_withheld(bad)
