@@ -303,3 +303,27 @@ def test_counts_shapes_and_the_withheld_limit_setting() -> None:
     for bad in ("half", 2, -0.1):
         with pytest.raises(SetupError, match="max_withheld_fraction must be a number from 0 to 1"):
             max_withheld(bad)
+
+
+def test_a_source_finding_for_no_record_is_never_an_error(small: Extract) -> None:
+    from mis_sync.quality.check import source_findings
+
+    staff_id = str(on_roll(small, "staff")["mis_id"].iloc[0])
+    found = pd.DataFrame(
+        {
+            "entity": ["staff", "staff", "pupils"],
+            "mis_id": [staff_id, "NOT-THERE", ""],
+            "field": ["enrolment_status", "enrolment_status", "students count"],
+            "rule": ["status_withheld", "status_withheld", "source_count_missing"],
+            "severity": ["error", "error", "warning"],
+            "hint": ["h", "h", "h"],
+        },
+        dtype="string",
+    )
+    extract = dataclasses.replace(small, source_findings=found)
+    out = source_findings(extract)
+    staff_row = int(small.tables["staff"]["mis_id"].tolist().index(staff_id))
+    assert out["row"].tolist() == [staff_row, -1, -1]
+    assert out["severity"].tolist() == ["error", "warning", "warning"]
+    result = check_extract(extract, limits=LENIENT)
+    assert result.quarantined.loc[result.quarantined["entity"] == "staff", "mis_id"].tolist() == [staff_id]

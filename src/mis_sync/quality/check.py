@@ -5,7 +5,8 @@ Steps, in order (each breaker raises ``ValidationStop`` with counts only):
 1. schema drift (``breakers.check_schema``) and structure (``breakers.check_codes``);
 2. empty / short extract against ``last_counts`` (``breakers.check_volume``);
 3. rules: derived check columns (``rules``) validated by the GE suites (``runner``), giving findings
-   (entity, mis_id, field, rule, severity, hint, row);
+   (entity, mis_id, field, rule, severity, hint, row), plus the connector's own findings about the
+   source's answer (``Extract.source_findings``, see ``source_findings``);
 4. quarantine: rows with an error, and what hangs off them, leave the extract (``quarantine``);
 5. error rate (``breakers.check_error_rate``): raises ``breakers.QualityStop``, a ``ValidationStop``
    that carries the findings and summary so the report can still be written.
