@@ -259,17 +259,33 @@ ACADEMIC_YEAR_PATTERN = r"^\d{4}/\d{2}$"
 """Academic years are written as ``2025/26`` (England, Wales, Scotland alike)."""
 
 
+SOURCE_FINDING_COLUMNS = ["entity", "mis_id", "field", "rule", "severity", "hint"]
+"""Columns of ``Extract.source_findings`` (the quality step's findings without ``row``)."""
+
+
+def no_source_findings() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype="string") for c in SOURCE_FINDING_COLUMNS})
+
+
 @dataclass
 class Extract:
     """One snapshot of an establishment's MIS: the six canonical tables and when the MIS produced it.
 
     ``snapshot_at`` is the MIS's own time for the data (not the time we read it) and is what stops a
     backfill or late retry from applying older data over newer (see ``apply``).
+
+    ``source_findings`` (``SOURCE_FINDING_COLUMNS``) is what the connector noticed about the source's
+    answer that the data alone cannot show: a field the source withheld (Wonde returns ``null`` for
+    what the app may not read, which looks like "no value"), a total the source did not report. Ids,
+    rules and hints only, never personal data. ``mis_id`` names a record of ``entity``, or is empty
+    for a finding about the whole read (always a warning). The data-quality step adds them to its
+    findings: an ``error`` quarantines the record (held as it is in the directory).
     """
 
     tables: dict[str, pd.DataFrame]
     snapshot_at: pd.Timestamp
     source: str
+    source_findings: pd.DataFrame = field(default_factory=no_source_findings)
 
     def __post_init__(self) -> None:
         missing = set(ENTITIES) - set(self.tables)

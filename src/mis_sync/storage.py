@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mis_sync.model import ENTITIES, Entity, Extract
+from mis_sync.model import ENTITIES, SOURCE_FINDING_COLUMNS, Entity, Extract
 
 
 class StoragePath(Protocol):
@@ -74,7 +74,14 @@ def read_json(folder: StoragePath, name: str) -> dict[str, Any]:
 def write_extract(folder: StoragePath, extract: Extract) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     tables = [write_table(folder, name, frame, ENTITIES[name]) for name, frame in extract.tables.items()]
-    manifest = {"snapshot_at": extract.snapshot_at.isoformat(), "source": extract.source, "tables": tables}
+    manifest: dict[str, Any] = {
+        "snapshot_at": extract.snapshot_at.isoformat(),
+        "source": extract.source,
+        "tables": tables,
+    }
+    if len(extract.source_findings):
+        found = extract.source_findings[SOURCE_FINDING_COLUMNS].astype(object)
+        manifest["source_findings"] = found.where(found.notna(), None).to_dict("records")
     write_json(folder, "extract.json", manifest)
     return manifest
 
@@ -82,6 +89,12 @@ def write_extract(folder: StoragePath, extract: Extract) -> dict[str, Any]:
 def read_extract(folder: StoragePath) -> Extract:
     manifest = read_json(folder, "extract.json")
     tables = {name: read_table(folder, name, entity) for name, entity in ENTITIES.items()}
+    found = pd.DataFrame(
+        manifest.get("source_findings") or [], columns=SOURCE_FINDING_COLUMNS, dtype="string"
+    )
     return Extract(
-        tables=tables, snapshot_at=pd.Timestamp(manifest["snapshot_at"]), source=manifest["source"]
+        tables=tables,
+        snapshot_at=pd.Timestamp(manifest["snapshot_at"]),
+        source=manifest["source"],
+        source_findings=found,
     )

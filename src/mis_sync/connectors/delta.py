@@ -25,14 +25,14 @@ previous snapshot and the source's cursor) and ``save_delta_state`` / ``load_del
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import pandas as pd
 
 from mis_sync import storage
 from mis_sync.connectors.base import Connector, ExtractError
-from mis_sync.model import ENTITIES, Entity, Extract
+from mis_sync.model import ENTITIES, Entity, Extract, no_source_findings
 
 
 @dataclass
@@ -42,6 +42,8 @@ class ChangeSet:
     deletes: dict[str, pd.DataFrame] = field(default_factory=dict)
     scopes: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
     complete: frozenset[str] = frozenset()
+    source_findings: pd.DataFrame = field(default_factory=no_source_findings)
+    """What the connector noticed in this read (``Extract.source_findings``): the merged extract's."""
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows upserted and keys deleted per entity: ids and counts only, safe for logs and XCom."""
@@ -106,7 +108,12 @@ def apply_changes(previous: Extract, changes: ChangeSet, *, source: str | None =
         if len(entity.key) == 1:
             gone[name] = pd.Index(prev[entity.key[0]]).difference(pd.Index(merged[entity.key[0]]))
         tables[name] = canonical_order(entity.coerce(merged), entity)
-    return Extract(tables=tables, snapshot_at=changes.snapshot_at, source=source or previous.source)
+    return Extract(
+        tables=tables,
+        snapshot_at=changes.snapshot_at,
+        source=source or previous.source,
+        source_findings=changes.source_findings,
+    )
 
 
 def changes_between(old: Extract, new: Extract) -> ChangeSet:
@@ -200,7 +207,7 @@ class DeltaConnector(Connector):
     def finish(self, extract: Extract) -> Extract:
         """Derive whole-snapshot columns (after a merge too) and put rows in canonical order."""
         tables = {n: canonical_order(t, ENTITIES[n]) for n, t in extract.tables.items()}
-        return Extract(tables=tables, snapshot_at=extract.snapshot_at, source=extract.source)
+        return replace(extract, tables=tables)
 
     def extract(self, *, full: bool = True) -> Extract:
         return self.extract_delta(None, full=True).extract

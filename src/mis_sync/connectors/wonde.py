@@ -5,25 +5,35 @@ Connection (Airflow): ``login`` = the Wonde school id (or ``extra.school_id`` / 
 ``host`` = the school's regional domain (``api.wonde.com`` by default; ``api-ap-southeast-2.wonde.com``
 for AU/NZ: the wrong one returns no data) or ``extra.base_url`` for a full root (the local fake).
 Options: ``page_size`` (``per_page``, default 200), ``delta_overlap_seconds`` (default 600),
-``full_after_deltas``, ``timeout``, ``retry_*`` (see ``http_api``).
+``full_after_deltas``, ``max_withheld_fraction`` (default 0.5), ``verify_counts`` (default true),
+``timeout``, ``retry_*`` (see ``http_api``). What each Wonde fact rests on (documented, official client,
+integrators, assumed) is listed in the schema file; the checks are in ``wonde_checks``.
 
 What is read (endpoints, ``include=`` lists and keys are data in ``include/mis_schemas/wonde.yaml``):
 pupils from ``students`` / ``students-pre-admission`` / ``students-leaver`` (the endpoint gives the
-enrolment status), their registration group from the ``groups`` include and their contacts
-(relationships) from the ``contacts`` include; staff from ``employees`` (status from
-``employment_details.current`` and the start date); contacts from ``contacts`` (a contact is a staff
-member when they share the employee's ``upi``); year and registration groups from ``groups``,
-teaching groups from ``classes``, members from their ``students`` / ``employees`` includes. Groups of
-other types (houses…) are left out. A group's year is its pupils' year when they all share one.
+enrolment status), their year from the ``year`` include (else ``education_details``) and their
+contacts (relationships) from the ``contacts`` include; staff from ``employees`` (status from
+``employment_details.current`` and the start date; null = withheld, never "left"); contacts from
+``contacts`` (a contact is a staff member when they share the employee's ``upi``); year and
+registration groups from ``groups``, teaching groups from ``classes``, members from their ``students`` /
+``employees`` includes, and each pupil's registration group from those member lists. Groups of other
+types (houses…) are left out. A group's year is its pupils' year when they all share one.
 
-Delta (``DeltaConnector``): the same requests with ``updated_after`` = the previous snapshot time minus
-``delta_overlap_seconds``, plus ``deletions?type=…``; ``employees`` is read in full each time. A
-changed group replaces all its memberships; a changed pupil replaces all their relationships.
-Snapshot time: the server's ``Date`` on the first response.
+Checks (``wonde_checks``): each endpoint read in full is compared with ``/counts`` (short = error;
+count not reported = finding); staff whose status Wonde withheld are quarantined (a finding), and a
+school-wide pattern stops the run naming the permission; pupils without a year group are flagged.
+
+Delta (``DeltaConnector``): students and contacts with ``updated_after`` = the previous snapshot time
+minus ``delta_overlap_seconds``, plus ``deletions?type=student|contact``; ``employees``, ``groups`` and
+``classes`` are read in full every time (Wonde does not document that a class's ``updated_at`` moves
+when its members change), so staff, groups and memberships are whole tables; a changed pupil replaces
+all their relationships. Snapshot time: the server's ``Date`` on the first response.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -31,23 +41,30 @@ import pandas as pd
 from mis_sync.connectors.base import ExtractError
 from mis_sync.connectors.delta import ChangeSet, CursorError, DeltaConnector, DeltaState
 from mis_sync.connectors.http_api import ApiClient, ApiResponse, HttpApiConnector, load_api_spec
-from mis_sync.connectors.http_paging import (
-    TruncatedError,
-    as_int,
-    dig,
-    follow_links,
-    json_list,
-    require_keys,
-)
+from mis_sync.connectors.http_paging import as_int, dig, follow_links, json_list, require_keys
 from mis_sync.connectors.mapping import SourceMapping, apply_mapping, normalise_year_group
+from mis_sync.connectors.wonde_checks import (
+    COUNTED_ENTITY,
+    check_counts,
+    joined,
+    max_withheld,
+    missing_year_findings,
+    pupil_year,
+    staff_status,
+    stop_if_school_wide,
+    withheld_staff_findings,
+)
 from mis_sync.errors import SetupError
 from mis_sync.model import ENTITIES, Extract, GroupKind
 
+log = logging.getLogger(__name__)
+
 PUPIL_STATUS = {"students": "on_roll", "students_pre_admission": "pre_admission", "students_leaver": "leaver"}
-COUNTED = ("students", "employees", "contacts", "groups", "classes")
-"""Endpoints whose totals ``/counts`` reports (``counts.<path>.data.count``)."""
-DELETION_TYPES = {"student": "pupils", "contact": "contacts", "group": "groups", "class": "groups"}
-"""``/deletions?type=…`` → the entity whose rows go [U: payload shape]. Employees are read in full."""
+DELETION_TYPES = {"student": "pupils", "contact": "contacts"}
+"""``/deletions?type=…`` → the entity whose rows go [U: payload shape]. Employees, groups and classes
+are read in full on every run, so they need no deletions."""
+GROUP_DELETION_TYPES = {"group": "groups", "class": "groups"}
+"""Asked for only when a school's schema reads groups and classes by ``updated_after``."""
 
 
 def academic_year(at: pd.Timestamp) -> str:
@@ -71,7 +88,22 @@ def derive_group_context(extract: Extract) -> Extract:
     groups["year_group"] = derived.where(derived.notna() | (groups["kind"] != "year"), own)
     groups["academic_year"] = academic_year(extract.snapshot_at)
     t["groups"] = ENTITIES["groups"].coerce(groups)
-    return Extract(tables=t, snapshot_at=extract.snapshot_at, source=extract.source)
+    return replace(extract, tables=t)
+
+
+def registration_from_memberships(extract: Extract) -> Extract:
+    """Each pupil's registration group from the registration groups' member lists (read in full on
+    every run), not from the pupil's own ``groups`` include: Wonde does not document that a student's
+    ``updated_at`` moves when their group does, so a delta may not re-send the pupil. A pupil in two
+    registration groups gets the first by id; in none, no registration group."""
+    t = dict(extract.tables)
+    groups, members, pupils = t["groups"], t["memberships"], t["pupils"].copy()
+    registration = groups.loc[groups["kind"] == "registration", "mis_id"]
+    rows = members[(members["role"] == "pupil") & members["group_id"].isin(registration)]
+    first = rows.sort_values(["person_id", "group_id"]).drop_duplicates("person_id")
+    pupils["registration_group_id"] = pupils["mis_id"].map(first.set_index("person_id")["group_id"])
+    t["pupils"] = ENTITIES["pupils"].coerce(pupils)
+    return replace(extract, tables=t)
 
 
 def frame(
@@ -173,8 +205,9 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
 
     def _canonical(
         self, raw: dict[str, list[dict[str, Any]]], snapshot: pd.Timestamp
-    ) -> dict[str, pd.DataFrame]:
-        """Reshape the endpoints' records into raw entity frames and map them onto the canonical model."""
+    ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+        """Reshape the endpoints' records into raw entity frames and map them onto the canonical model;
+        with the findings about staff whose status Wonde withheld (``wonde_checks``)."""
         mapping = load_api_spec(self.type).mapping
         pupils, links = [], []
         for name, status in PUPIL_STATUS.items():
@@ -195,18 +228,31 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
                         "_registration_group_id": registration[0].get("id") if registration else None,
                     }
                 )
+        for pupil, year in zip(pupils, pupil_year(pupils), strict=True):
+            pupil["_year_group"] = year
         relationships = frame(links, mapping, "relationships")
 
         staff = frame(raw["employees"], mapping, "staff", ("upi", "employment_details.data.current"))
-        current = staff["employment_details.data.current"].astype("string").str.lower() == "true"
         start = pd.to_datetime(
             staff[mapping.source_column("staff", "start_date")].astype("string").str.slice(0, 10),
             errors="coerce",
         )
-        future = (start > snapshot.tz_convert(None).normalize()).fillna(False)
-        staff["_enrolment_status"] = "leaver"
-        staff.loc[future.to_numpy(dtype=bool), "_enrolment_status"] = "pre_admission"
-        staff.loc[current.fillna(False).to_numpy(dtype=bool), "_enrolment_status"] = "on_roll"
+        status, withheld = staff_status(staff["employment_details.data.current"], start, snapshot)
+        stop_if_school_wide(
+            int(withheld.sum()),
+            len(staff),
+            max_withheld(self.setting("max_withheld_fraction")),
+            what="employees: employment_details.current (whether each member of staff is current)",
+            permission="read access to employees' employment details, including 'current'",
+        )
+        staff["_enrolment_status"] = status
+        findings = withheld_staff_findings(staff.loc[withheld.to_numpy(dtype=bool), "id"])
+        if len(findings):
+            log.warning(
+                "Wonde employees: status withheld (null) for %d of %d staff: held as they are",
+                len(findings),
+                len(staff),
+            )
 
         contacts = frame(raw["contacts"], mapping, "contacts", ("upi",))
         by_upi = staff.dropna(subset=["upi"]).drop_duplicates("upi").set_index("upi")["id"]
@@ -242,36 +288,71 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
         tables["groups"] = tables["groups"][kept.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
         in_kept = tables["memberships"]["group_id"].isin(tables["groups"]["mis_id"])
         tables["memberships"] = tables["memberships"][in_kept.to_numpy(dtype=bool)].reset_index(drop=True)
-        return tables
+        return tables, findings
 
     def finish(self, extract: Extract) -> Extract:
-        return super().finish(derive_group_context(extract))
+        """Group years, academic year and pupils without a year group are judged on the whole snapshot
+        (after a delta merge too): a pupil not re-sent keeps its finding until it is fixed."""
+        pupils = extract.tables["pupils"]
+        current = pupils["enrolment_status"].isin(["on_roll", "pre_admission"]).fillna(False)
+        no_year = (pupils["year_group"].isna() & current).to_numpy(dtype=bool)
+        stop_if_school_wide(
+            int(no_year.sum()),
+            int(current.sum()),
+            max_withheld(self.setting("max_withheld_fraction")),
+            what="students: year group (the 'year' include and education_details.current_nc_year)",
+            permission="read access to students' year and education details (current NC year)",
+        )
+        if no_year.any():
+            log.warning("Wonde students: %d current pupil(s) without a year group", int(no_year.sum()))
+        found = extract.source_findings
+        found = joined(
+            found[found["rule"] != "year_group_missing"], missing_year_findings(pupils.loc[no_year, "mis_id"])
+        )
+        extract = replace(extract, source_findings=found)
+        return super().finish(derive_group_context(registration_from_memberships(extract)))
 
-    def _check_counts(self, client: ApiClient, raw: dict[str, list[dict[str, Any]]]) -> None:
+    def _check_counts(
+        self, client: ApiClient, raw: dict[str, list[dict[str, Any]]], *, full: bool
+    ) -> pd.DataFrame:
         """A last page that lost records looks like any last page; ``/counts`` says how many there
-        should be. Only a shortfall stops the run (a record added during the read is not truncation);
-        a count the reply does not carry is not checked. ``options.verify_counts: false`` skips it."""
+        should be (``wonde_checks.check_counts``): a shortfall stops the run, a count the reply does not
+        carry is a finding. A delta checks the endpoints it read in full. ``options.verify_counts:
+        false`` skips the check (and says so in the log)."""
         if str(self.setting("verify_counts", True)).lower() == "false":
-            return
+            log.warning("Wonde: verify_counts is false: reads are not checked against /counts")
+            return check_counts({}, {})
         endpoints = load_api_spec(self.type).endpoints
-        paths = {endpoints[name].path: name for name in COUNTED if name in endpoints}
-        reply = client.get(f"schools/{self._school()}/counts", {"include": ",".join(paths)}, where="counts")
-        for path, name in paths.items():
-            declared = dig(reply.payload, f"counts.{path}.data.count")
-            if declared is not None and len(raw[name]) < as_int(declared, "count", f"Wonde counts {path}"):
-                raise TruncatedError(
-                    f"Wonde {path}: truncated: {len(raw[name])} records received but /counts "
-                    f"reports {declared}"
-                )
+        received = {
+            endpoints[name].path: len(raw[name])
+            for name in COUNTED_ENTITY
+            if name in endpoints and (full or not endpoints[name].delta)
+        }
+        if not received:
+            return check_counts({}, {})
+        reply = client.get(
+            f"schools/{self._school()}/counts", {"include": ",".join(received)}, where="counts"
+        )
+        return check_counts(reply.payload, received)
 
     def read_full(self) -> tuple[Extract, dict[str, str]]:
         with self._client() as client:
             raw, snapshot = self._read(client, None)
-            self._check_counts(client, raw)
-        tables = self._canonical(raw, snapshot)
-        return Extract(tables=tables, snapshot_at=snapshot, source=self.type), {
-            "updated_after": snapshot.isoformat()
-        }
+            counted = self._check_counts(client, raw, full=True)
+        tables, findings = self._canonical(raw, snapshot)
+        found = joined(counted, findings)
+        extract = Extract(tables=tables, snapshot_at=snapshot, source=self.type, source_findings=found)
+        return extract, {"updated_after": snapshot.isoformat()}
+
+    def _complete_entities(self) -> frozenset[str]:
+        """Entities a delta reads whole: staff (``employees``), and groups with their memberships when
+        ``groups`` and ``classes`` are read in full (``delta: false`` in the schema: Wonde does not
+        document that a class's ``updated_at`` changes when its members do)."""
+        endpoints = load_api_spec(self.type).endpoints
+        complete = {"staff"} if not endpoints["employees"].delta else set()
+        if not endpoints["groups"].delta and not endpoints["classes"].delta:
+            complete |= {"groups", "memberships"}
+        return frozenset(complete)
 
     def read_changes(self, state: DeltaState) -> tuple[ChangeSet, dict[str, str]]:
         try:
@@ -281,17 +362,20 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
             raise CursorError("the stored Wonde cursor has no readable updated_after time") from None
         with self._client() as client:
             raw, snapshot = self._read(client, since)
+            counted = self._check_counts(client, raw, full=False)
             deleted: dict[str, set[str]] = {}
-            for kind, entity in DELETION_TYPES.items():
+            complete = self._complete_entities()
+            kinds = {**DELETION_TYPES, **({} if "groups" in complete else GROUP_DELETION_TYPES)}
+            for kind, entity in kinds.items():
                 rows, _ = self._fetch(
                     client, "deletions", {"type": kind, "updated_after": f"{since:%Y-%m-%d %H:%M:%S}"}
                 )
                 deleted.setdefault(entity, set()).update(
                     str(r["id"]) for r in rows if not r.get("restored_at")
                 )
-        tables = self._canonical(raw, snapshot)
-        changed_groups = frozenset(str(r["id"]) for name in ("groups", "classes") for r in raw[name])
+        tables, findings = self._canonical(raw, snapshot)
         changed_pupils = frozenset(str(r["id"]) for name in PUPIL_STATUS for r in raw[name])
+        changed_groups = frozenset(str(r["id"]) for name in ("groups", "classes") for r in raw[name])
         changes = ChangeSet(
             snapshot_at=snapshot,
             upserts=tables,
@@ -299,10 +383,11 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
                 e: pd.DataFrame({"mis_id": sorted(ids)}, dtype="string") for e, ids in deleted.items() if ids
             },
             scopes={
-                "memberships": ("group_id", changed_groups),
                 "relationships": ("pupil_id", changed_pupils),
+                **({} if "memberships" in complete else {"memberships": ("group_id", changed_groups)}),
             },
-            complete=frozenset({"staff"}),
+            complete=complete,
+            source_findings=joined(counted, findings),
         )
         return changes, {"updated_after": snapshot.isoformat()}
 

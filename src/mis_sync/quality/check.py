@@ -5,7 +5,8 @@ Steps, in order (each breaker raises ``ValidationStop`` with counts only):
 1. schema drift (``breakers.check_schema``) and structure (``breakers.check_codes``);
 2. empty / short extract against ``last_counts`` (``breakers.check_volume``);
 3. rules: derived check columns (``rules``) validated by the GE suites (``runner``), giving findings
-   (entity, mis_id, field, rule, severity, hint, row);
+   (entity, mis_id, field, rule, severity, hint, row), plus the connector's own findings about the
+   source's answer (``Extract.source_findings``, see ``source_findings``);
 4. quarantine: rows with an error, and what hangs off them, leave the extract (``quarantine``);
 5. error rate (``breakers.check_error_rate``): raises ``breakers.QualityStop``, a ``ValidationStop``
    that carries the findings and summary so the report can still be written.
@@ -83,7 +84,12 @@ def _complete(extract: Extract) -> Extract:
                 **{c: pd.Series(pd.NA, index=frame.index, dtype=empty[c].dtype) for c in absent}
             )
         tables[name] = frame.reset_index(drop=True)
-    return Extract(tables=tables, snapshot_at=extract.snapshot_at, source=extract.source)
+    return Extract(
+        tables=tables,
+        snapshot_at=extract.snapshot_at,
+        source=extract.source,
+        source_findings=extract.source_findings,
+    )
 
 
 def _prepare(
@@ -112,10 +118,34 @@ def attach_keys(results: pd.DataFrame, extract: Extract) -> pd.DataFrame:
     return out
 
 
+def source_findings(extract: Extract) -> pd.DataFrame:
+    """The connector's findings (``Extract.source_findings``) as findings: each record's ``row`` looked
+    up by its key; a finding about the whole read, or about a record not in the table, has ``row`` -1
+    and is never an error (an error quarantines its row, and there is none)."""
+    found = extract.source_findings
+    out = found.reindex(columns=FINDING_COLUMNS[:-1]).astype("string")
+    rows = pd.Series(-1, index=out.index, dtype="int64")
+    for entity, part in out.groupby("entity"):
+        if str(entity) not in extract.tables:
+            continue
+        table = extract.tables[str(entity)]
+        keys = derive_keys(str(entity), table)
+        position = pd.Series(range(len(table)), index=keys).groupby(level=0).first()
+        rows[part.index] = part["mis_id"].map(position).fillna(-1).astype("int64").to_numpy()
+    out.loc[(rows < 0).to_numpy(), "severity"] = "warning"
+    out["mis_id"] = out["mis_id"].fillna("")
+    out["row"] = rows
+    return out.reset_index(drop=True)
+
+
 def _finish(
     extract: Extract, counts: dict[str, int], results: pd.DataFrame, limits: SafetyLimits
 ) -> QualityResult:
     findings = attach_keys(results, extract)
+    if len(extract.source_findings):
+        merged = pd.concat([findings, source_findings(extract)], ignore_index=True)
+        merged = merged.sort_values(["entity", "rule", "mis_id", "field", "row"], kind="stable")
+        findings = merged.reset_index(drop=True)
     clean, removed = quarantine(extract, findings)
     summary = summarise(findings, counts, removed)
     check_error_rate(findings, extract, limits, summary)

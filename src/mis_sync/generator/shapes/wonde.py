@@ -9,6 +9,8 @@ trip instead of being mirrored. Keys marked [U] there are guesses to check again
   (the last from Wonde's own PHP client);
 - ``education_details.data``: ``upn``, ``former_upn``, ``scn``, ``admission_date``, ``leaving_date``
   (date objects), ``current_nc_year`` [U for all but the last];
+- ``year.data``: ``{id, code, name}``, the include Wonde's integrators read the year group from
+  (``year.data.code``); ``current_nc_year`` carries the same year;
 - ``employment_details.data``: ``current``, ``teaching_staff``, ``staff_code``, ``start_date``,
   ``end_date`` [U for the last three];
 - a contact who is also staff shares the employee's ``upi`` (Wonde's person hash) [U];
@@ -126,8 +128,14 @@ def _stub(kind: str, key: str) -> dict[str, Any]:
     return {"id": key, "mis_id": mis_number(key), "upi": upi(kind, key)}
 
 
-def render_wonde(extract: Extract) -> dict[str, dict[str, dict[str, Any]]]:
-    """Endpoint → Wonde id → record (with every include), for ``ENDPOINTS``."""
+def year_code(year: str, *, labelled: bool) -> str:
+    """A year code as the MIS names it: ``"7"``, or ``"Year 7"`` / ``"Year R"`` when ``labelled``."""
+    return f"Year {year}" if labelled else year
+
+
+def render_wonde(extract: Extract, *, labelled_years: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
+    """Endpoint → Wonde id → record (with every include), for ``ENDPOINTS``. ``labelled_years``: the
+    ``year`` include's ``code`` as some MISs write it (``"Year 7"``) instead of ``"7"``."""
     t = extract.tables
     groups = t["groups"].set_index("mis_id", drop=False)
     members = t["memberships"]
@@ -187,7 +195,9 @@ def render_wonde(extract: Extract) -> dict[str, dict[str, dict[str, Any]]]:
         record["contact_details"] = _contact_details(row["email"])
         record["extended_details"] = {"data": None}
         record["year"] = {
-            "data": None if year is None else {"id": f"Y{year}", "code": year, "name": f"Year {year}"}
+            "data": None
+            if year is None
+            else {"id": f"Y{year}", "code": year_code(year, labelled=labelled_years), "name": f"Year {year}"}
         }
         record["groups"] = {"data": pupil_groups.get(key, [])}
         record["contacts"] = {"data": pupil_contacts.get(key, [])}
