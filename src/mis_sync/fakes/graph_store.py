@@ -1,8 +1,9 @@
 """In-memory state and resource handlers of the local fake Microsoft Graph v1.0 (a test emulator only).
 
 Facts modelled (see ``shared/reference/targets.md`` §1): education classes are unified groups with the same
-id, class teachers are the group's owners, ``$ref`` adds/removes with the real "already exist" / "do not
-exist" errors, ``externalId`` filters and ``@odata.nextLink`` paging with absolute URLs.
+id, class teachers are the group's owners, ``$ref`` adds with the real "already exist" error and removals
+with Graph's varying answers (``graph_members``), ``externalId`` filters and ``@odata.nextLink`` paging
+with absolute URLs.
 """
 
 from __future__ import annotations
@@ -69,9 +70,21 @@ class GraphState:
     members: dict[str, list[str]] = field(default_factory=dict)
     owners: dict[str, list[str]] = field(default_factory=dict)
     teams: dict[str, dict[str, Any]] = field(default_factory=dict)  # id = group id; see graph_teams
+    teachers_removed_from_members: list[tuple[str, str]] = field(default_factory=list)
+    """(class, user): a member removal the emulator accepted while the user was still a teacher."""
 
     def teachers(self, class_id: str) -> list[str]:
         return self.owners.get(class_id, [])
+
+    def teachers_not_members(self) -> list[tuple[str, str]]:
+        """(class, user) for every education-class teacher missing from the class's members: Microsoft's
+        docs say teachers must be in both collections."""
+        return [
+            (cid, uid)
+            for cid in self.classes
+            for uid in self.owners.get(cid, [])
+            if uid not in self.members.get(cid, [])
+        ]
 
     def class_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         return next((c for c in self.classes.values() if c.get("externalId") == external_id), None)
@@ -138,7 +151,14 @@ def _select(item: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
 
 class GraphStore:
     def __init__(self, *, seed: int = 0, page_size: int = 100, team_not_ready_attempts: int = 0) -> None:
+        from mis_sync.fakes.graph_members import REMOVAL_ERRORS, TEACHER_REMOVALS
+
         self.state = GraphState()
+        self.removal_errors: tuple[str, ...] = REMOVAL_ERRORS
+        """How a removal of someone not there is answered, drawn per request (see ``graph_members``)."""
+        self.teacher_removals: tuple[str, ...] = TEACHER_REMOVALS
+        """How a member removal of a class's teacher is answered, drawn per request."""
+        self._variants = random.Random(seed * 104729 + 3)
         self.page_size = page_size
         self.team_not_ready_attempts = team_not_ready_attempts  # first N POST /teams per group: 404
         self.team_attempts: dict[str, int] = {}
@@ -149,6 +169,15 @@ class GraphStore:
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def pick(self, variants: tuple[str, ...]) -> str:
+        """One of the plausible answers, from the seeded RNG (a sequential client sees the same ones)."""
+        return variants[self._variants.randrange(len(variants))]
+
+    def delete_user(self, uid: str) -> None:
+        from mis_sync.fakes.graph_members import delete_user
+
+        delete_user(self, uid)
 
     # ---- users (seeded by tests) ---------------------------------------------------------------------
     def add_user(
@@ -226,16 +255,10 @@ class GraphStore:
             )
         bucket.append(uid)
 
-    def _remove_ref(self, gid: str, rel: str, uid: str) -> None:
-        bucket = (self.state.members if rel == "members" else self.state.owners).setdefault(gid, [])
-        if uid not in bucket:
-            raise GraphError(
-                404,
-                "Request_ResourceNotFound",
-                f"One or more removed object references do not exist for the following modified properties: "
-                f"'{rel}'.",
-            )
-        bucket.remove(uid)
+    def _remove_ref(self, gid: str, rel: str, uid: str, *, label: str | None = None) -> None:
+        from mis_sync.fakes.graph_members import remove_ref
+
+        remove_ref(self, gid, rel, uid, label=label or rel, education=gid in self.state.classes)
 
     def _people(self, gid: str, rel: str, path: str, query: dict[str, str], odata_type: str) -> Response:
         bucket = (self.state.members if rel == "members" else self.state.owners).get(gid, [])
@@ -384,7 +407,7 @@ class GraphStore:
                     raise
                 return 204, {}, None
             if len(rest) == 4 and rest[3] == "$ref" and method == "DELETE":
-                self._remove_ref(cid, kind, rest[2])
+                self._remove_ref(cid, kind, rest[2], label=rel)
                 return 204, {}, None
         raise bad(f"Unsupported request {method} education/classes/{'/'.join(rest)}.")
 

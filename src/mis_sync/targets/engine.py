@@ -277,7 +277,7 @@ class Engine:
         change = change_of(op)
         if outcome.status == "failed":
             self._failing.add(change)
-        else:
+        elif not (op.action == "find" and outcome.status == "absent"):  # a look-up before a create
             self._failing.discard(change)
         self.stats["failed"] = len(self._failing)
         if outcome.status == "ok" and outcome.noop:
