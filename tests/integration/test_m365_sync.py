@@ -57,9 +57,10 @@ def make_directory(tmp_path: Path, school: Any) -> Engine:
 
 
 @contextlib.contextmanager
-def graph_for(monkeypatch: pytest.MonkeyPatch, directory: Engine) -> Iterator[FakeGraph]:
+def graph_for(monkeypatch: pytest.MonkeyPatch, directory: Engine, **options: Any) -> Iterator[FakeGraph]:
     """The fake Graph with the directory's users, and the msgraph Connection pointing at it."""
-    with running_fake_graph(seed=3) as server:
+    options.setdefault("seed", 3)
+    with running_fake_graph(**options) as server:
         extra = {
             "tenant_id": TENANT,
             "base_url": server.base_url + "/",
