@@ -154,3 +154,23 @@ def test_a_leaving_teacher_is_removed_from_teachers_before_members(
     deletes = [p.split("/")[4] for m, p, s in fake.inner_requests if m == "DELETE" and s == 204]
     assert deletes == ["teachers", "teachers", "members", "members"]
     assert_converged(directory, fake)
+
+
+def test_a_recreated_account_added_back_by_hand_is_kept_not_removed_as_a_stranger(
+    directory: Engine, fake: FakeGraph, tmp_path: Path
+) -> None:
+    run(directory, tmp_path, config(), "r1")
+    store = TargetStore(directory, "demo-academy", "microsoft365")
+    stored_ids = dict(zip(store.load().users["user_key"], store.load().users["remote_id"], strict=True))
+    upn = next(u for u in stored_ids if not u.startswith("it.admin"))
+    classes = [cid for cid, members in fake.state.members.items() if stored_ids[upn] in members]
+    fake.delete_user(stored_ids[upn])
+    new_id = fake.add_user(upn)
+    fake.state.members[classes[0]].append(new_id)  # a teacher put the new account back in one class
+    summary = run(directory, tmp_path, config(), "r2", force_drift_check=True)
+    assert summary["drift"]["drift_extra"] == 1, "the new id looked like a stranger to the drift check"
+    assert summary["stale_user_ids"] == 1 and summary["failed"] == 0
+    assert new_id in fake.state.members[classes[0]], "kept: it is the same person under a new id"
+    assert_converged(directory, fake)
+    fake.reset_counters()
+    assert run(directory, tmp_path, config(), "r3", force_drift_check=True)["writes"] == 0

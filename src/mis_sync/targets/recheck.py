@@ -27,12 +27,13 @@ Record = Callable[[list[tuple[Op, Outcome]]], None]
 
 def recheck(
     engine: Engine, store: TargetStore, missing: Sequence[Op], record: Record
-) -> tuple[set[str], dict[str, int]]:
-    """Settle ``missing`` (ops answered ``absent``). Returns the keys of containers found gone and
-    counts: ``stale_user_ids`` (users found under a new id) and ``skipped_unresolved``."""
+) -> tuple[set[str], dict[str, int], dict[str, str]]:
+    """Settle ``missing`` (ops answered ``absent``). Returns the keys of containers found gone, counts
+    (``stale_user_ids``: users found under a new id; ``skipped_unresolved``) and the new ids by user."""
     counts = {"stale_user_ids": 0, "skipped_unresolved": 0}
+    renamed: dict[str, str] = {}
     if not missing:
-        return set(), counts
+        return set(), counts, renamed
     classes = {str(op.container_key): str(op.container_id) for op in missing}
     reads = [
         Op(f"k{i}", "read_class", container_key=key, container_id=cid)
@@ -57,7 +58,8 @@ def recheck(
             engine.settle(op, Outcome("absent", error="user not found"))
         elif op.user_key in new_ids:
             uid = new_ids[str(op.user_key)]
-            counts["stale_user_ids"] += int(uid != op.user_id)
+            if uid != op.user_id:
+                renamed[str(op.user_key)] = uid
             again.append(dataclasses.replace(op, user_id=uid))
         else:
             engine.settle(op, Outcome("failed", error="user not readable"))
@@ -66,7 +68,8 @@ def recheck(
         for op in again:  # still "not found" with the class there and the user's current id
             if results[op.id].status == "absent":
                 engine.settle(op, Outcome("failed", error=results[op.id].error))
-    return gone, counts
+    counts["stale_user_ids"] = len(renamed)
+    return gone, counts, renamed
 
 
 def _look_up_again(engine: Engine, store: TargetStore, adds: list[Op]) -> tuple[dict[str, str], set[str]]:

@@ -228,11 +228,17 @@ def sync_chunk(engine: Engine, store: TargetStore, changes: ChangeSet, policy: P
 
     first = [*container_ops(store, updates, changes.archives, policy), *ops["add"]]
     results = engine.run(first, record)
-    gone, rechecked = recheck(
-        engine, store, [op for op in first if results[op.id].status == "absent"], record
-    )
+    missing = [op for op in first if results[op.id].status == "absent"]
+    gone, rechecked, renamed = recheck(engine, store, missing, record)
     for name, value in rechecked.items():
         counts[name] += value
+    if renamed:  # a drift check saw the new id as a stranger ("id:<new>"): it is a known user now
+        known = {UNKNOWN_USER_PREFIX + uid for uid in renamed.values()}
+        strangers = [op for op in ops["owner"] + ops["member"] if op.user_key in known]
+        store.save_memberships(
+            [], [(str(op.container_key), str(op.user_key), str(op.role)) for op in strangers]
+        )
+        ops = {name: [op for op in bucket if op.user_key not in known] for name, bucket in ops.items()}
     owner_removes = [op for op in ops["owner"] if op.container_key not in gone]
     removed = engine.run(owner_removes, record)
     member_removes = [op for op in ops["member"] if op.container_key not in gone]
