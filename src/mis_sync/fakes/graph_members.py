@@ -7,8 +7,9 @@ Facts modelled:
   reference-property objects are not present." (the usual answer) or 400 ``Request_BadRequest``
   "One or more removed object references do not exist for the following modified properties:
   'members'." (seen right after a removal made elsewhere). Both are public in integration code that
-  talks to Graph (e.g. Canvas LMS's Microsoft sync specs); the emulator picks one per request with
-  its seeded RNG (``removal_errors``), so the client must handle both;
+  talks to Graph (e.g. Canvas LMS's Microsoft sync specs); the project's reference also lists that
+  text with a 404. The emulator picks one per request with its seeded RNG (``removal_errors``), so the
+  client must handle all three;
 - a missing class answers the same 404, naming the class id;
 - education classes: "teachers must be members of both the teachers and members collections", and
   before removing a member "ensure that the educationUser you are removing is not a teacher"
@@ -28,17 +29,20 @@ from mis_sync.fakes.graph_store import GraphError, not_found
 if TYPE_CHECKING:
     from mis_sync.fakes.graph_store import GraphStore
 
-REMOVAL_ERRORS = ("not_found", "not_there")
+REMOVAL_ERRORS = ("not_found", "not_there", "not_there_404")
 TEACHER_REMOVALS = ("refuse", "accept")
 
 
 def removal_error(store: GraphStore, rel: str, uid: str) -> GraphError:
     """Graph's answer to removing ``uid`` from ``rel`` where it is not: one of the real variants."""
     variant = store.pick(store.removal_errors)
-    if variant == "not_there":
+    if variant in ("not_there", "not_there_404"):
+        status, code = (
+            (400, "Request_BadRequest") if variant == "not_there" else (404, "Request_ResourceNotFound")
+        )
         return GraphError(
-            400,
-            "Request_BadRequest",
+            status,
+            code,
             f"One or more removed object references do not exist for the following modified properties: "
             f"'{rel}'.",
         )
