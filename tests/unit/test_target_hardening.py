@@ -253,3 +253,19 @@ def test_a_class_is_forgotten_only_when_a_read_of_it_says_so(store: TargetStore)
     assert sent == ["add", "read_class"], "no user look-up and no removals for a class that is gone"
     assert store.load().containers.empty and store.load().memberships.empty
     assert engine.stats["gone"] == 1 and engine.stats["failed"] == 0
+
+
+def test_the_report_line_shows_noops_apart_from_writes_and_failures() -> None:
+    from mis_sync.pipeline import render_report
+
+    target = {
+        "writes": 263, "write_requests": 14, "requests": 15, "noops": 3, "retries": 2, "throttles": 2,
+        "failed": 0, "unresolved_users": 0,
+    }  # fmt: skip
+    report = {
+        "establishment": "demo", "outcome": "success", "run_id": "r1", "snapshot_at": "2026-10-01",
+        "last_successful_sync": None, "last_sync_from_mis": None, "users_by_role": {}, "groups": {},
+        "memberships": {}, "quarantined": {}, "writes": 0, "targets": {"microsoft365": target},
+    }  # fmt: skip
+    line = next(x for x in render_report(report).splitlines() if "microsoft365" in x)
+    assert "263 writes" in line and "3 no-ops (already so)" in line and "0 failed" in line
