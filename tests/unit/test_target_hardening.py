@@ -269,3 +269,14 @@ def test_the_report_line_shows_noops_apart_from_writes_and_failures() -> None:
     }  # fmt: skip
     line = next(x for x in render_report(report).splitlines() if "microsoft365" in x)
     assert "263 writes" in line and "3 no-ops (already so)" in line and "0 failed" in line
+
+
+def test_a_read_or_look_up_that_fails_is_not_a_failed_change() -> None:
+    adapter = Scripted({"r": [Outcome("failed", error="x")], "u": [Outcome("failed", error="x")]})
+    engine = Engine(adapter, sleep=lambda _s: None)
+    engine.run([Op("r", "read", "A", "g-1", role="member"), Op("u", "resolve", user_key="u@s")])
+    assert engine.stats["failed"] == 0, "shown as a retried drift check or an unresolved user instead"
+    engine.run([Op("w", "update", "A", "g-1")])
+    adapter.script["x"] = [Outcome("failed", error="Request_BadRequest")]
+    engine.run([Op("x", "update", "B", "g-2")])
+    assert engine.stats["failed"] == 1

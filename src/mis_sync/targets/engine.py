@@ -9,9 +9,10 @@ Safety properties:
 - a create that failed ambiguously (a 5xx may have been applied) is looked up again before it is
   retried, so a rerun never makes a second class;
 - every retry waits at least the ``Retry-After`` the server sent (backoff only when it sent none);
-- counts are honest: ``failed`` counts changes whose last outcome in this engine's life (one task) is
-  a failure, whatever happened to earlier attempts; answers that changed nothing (already there,
-  already gone) are ``noops``, apart from ``writes``;
+- counts are honest: ``failed`` counts changes (writes; a find is part of its create) whose last
+  outcome in this engine's life (one task) is a failure, whatever happened to earlier attempts —
+  a read or a user look-up that fails shows as a retry or an unresolved user instead; answers that
+  changed nothing (already there, already gone) are ``noops``, apart from ``writes``;
 - owners are removed only after additions have been applied, so a group is never left ownerless;
 - an adapter with ``requests_per_minute`` is paced (every call in a batch counts), as Google's
   per-user quota asks; throttling answers are still retried with backoff.
@@ -275,7 +276,9 @@ class Engine:
 
     def _count(self, op: Op, outcome: Outcome) -> None:
         change = change_of(op)
-        if outcome.status == "failed":
+        if op.action not in WRITE_ACTIONS and op.action != "find":
+            pass  # a read or a look-up is not a change: its failure shows elsewhere (unresolved, a retry)
+        elif outcome.status == "failed":
             self._failing.add(change)
         elif not (op.action == "find" and outcome.status == "absent"):  # a look-up before a create
             self._failing.discard(change)
