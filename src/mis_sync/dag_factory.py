@@ -293,6 +293,7 @@ def target_fan_out(config: Establishment, target: str, current: Any) -> Any:
             summary = finish_stage(ctx, target, prepared, chunks)
             keep = (
                 "writes",
+                "noops",
                 "write_requests",
                 "requests",
                 "retries",

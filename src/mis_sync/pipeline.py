@@ -319,7 +319,8 @@ def source_limits(mis_type: str, source: str) -> list[str]:
 
 
 def _target_summaries(ctx: RunContext) -> dict[str, Any]:
-    """Each fan-out target's counts this run (requests, writes, retries, throttles, unresolved users)."""
+    """Each fan-out target's counts this run (requests, writes, no-ops, retries, throttles, failures,
+    unresolved users)."""
     from mis_sync.targets.stages import TARGETS
 
     found = {}
@@ -418,7 +419,8 @@ def render_report(report: dict[str, Any]) -> str:
     for target, t in report.get("targets", {}).items():
         lines.append(
             f"  {target}: {t['writes']} writes in {t['write_requests']} write requests "
-            f"({t['requests']} requests in all), {t['retries']} retries, {t['throttles']} throttled, "
+            f"({t['requests']} requests in all), {t.get('noops', 0)} no-ops (already so), "
+            f"{t['retries']} retries, {t['throttles']} throttled, "
             f"{t['failed']} failed, {t['unresolved_users']} unresolved users"
             + (f", {t['teams_created']} teams made" if t.get("teams_created") else "")
             + (f", {t['teams_pending']} teams pending" if t.get("teams_pending") else "")

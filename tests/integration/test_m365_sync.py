@@ -57,9 +57,10 @@ def make_directory(tmp_path: Path, school: Any) -> Engine:
 
 
 @contextlib.contextmanager
-def graph_for(monkeypatch: pytest.MonkeyPatch, directory: Engine) -> Iterator[FakeGraph]:
+def graph_for(monkeypatch: pytest.MonkeyPatch, directory: Engine, **options: Any) -> Iterator[FakeGraph]:
     """The fake Graph with the directory's users, and the msgraph Connection pointing at it."""
-    with running_fake_graph(seed=3) as server:
+    options.setdefault("seed", 3)
+    with running_fake_graph(**options) as server:
         extra = {
             "tenant_id": TENANT,
             "base_url": server.base_url + "/",
@@ -116,9 +117,9 @@ def expected(
     out = {}
     for mis_id, year in zip(groups["mis_id"], groups["academic_year"], strict=True):
         rows = joined[(joined["group_mis_id"] == mis_id) & (joined["academic_year"] == year)]
-        upns = {f"{u}@{DOMAIN}" for u in rows["username"]}  # teachers included
-        teachers = {f"{u}@{DOMAIN}" for u in rows.loc[rows["role"] == "teacher", "username"]}
         admin = f"{ADMIN}@{DOMAIN}"
+        upns = {f"{u}@{DOMAIN}" for u in rows["username"]} | {admin}  # teachers (the admin too) included
+        teachers = {f"{u}@{DOMAIN}" for u in rows.loc[rows["role"] == "teacher", "username"]}
         out[f"misync:demo-academy:{mis_id}:{year}"] = (upns, teachers | {admin})
     return out
 
@@ -141,7 +142,9 @@ def assert_converged(engine: Engine, fake: FakeGraph) -> None:
     assert set(have) == set(want)
     for key, (members, teachers) in want.items():
         assert have[key] == (members, teachers), key
-        assert teachers - {f"{ADMIN}@{DOMAIN}"} <= members, "teachers are members too"
+        assert teachers <= members, "teachers are members too, as Microsoft's docs ask (the admin too)"
+    assert fake.state.teachers_not_members() == []
+    assert fake.state.teachers_removed_from_members == [], "never a member removal of a teacher"
 
 
 def test_initial_sync_converges_and_second_run_sends_no_writes(

@@ -129,10 +129,76 @@ def test_ref_add_remove_semantics(fake: FakeGraph, client: httpx.Client) -> None
     members = client.get(f"education/classes/{cid}/members", params={"$top": "1"}).json()
     assert len(members["value"]) == 1 and "@odata.nextLink" in members
     assert client.delete(f"education/classes/{cid}/members/{pupil}/$ref").status_code == 204
+    fake.store.removal_errors = ("not_found",)
     gone = client.delete(f"education/classes/{cid}/members/{pupil}/$ref")
-    assert gone.status_code == 404 and "do not exist" in gone.json()["error"]["message"]
+    assert gone.status_code == 404 and gone.json()["error"] == {
+        "code": "Request_ResourceNotFound",
+        "message": f"Resource '{pupil}' does not exist or one of its queried reference-property objects "
+        "are not present.",
+        "innerError": {"fake": True},
+    }
     assert client.post(f"education/classes/{cid}/members/$ref", json=ref("nobody")).status_code == 404
     assert client.post(f"education/classes/{cid}/members/$ref", json={"x": 1}).status_code == 400
+
+
+def test_removal_of_someone_not_there_varies_between_graphs_real_answers(
+    fake: FakeGraph, client: httpx.Client
+) -> None:
+    """Graph answers 404 Request_ResourceNotFound "Resource … does not exist", or "removed object
+    references do not exist" (400, or 404 as the reference notes)."""
+    cid = ensure_class(client, "LA-7V")
+    pupil = fake.add_user("v.pupil@school.example")
+    answers = set()
+    for _ in range(16):
+        resp = client.delete(f"education/classes/{cid}/members/{pupil}/$ref")
+        error = resp.json()["error"]
+        answers.add((resp.status_code, error["code"], "removed object references" in error["message"]))
+        teacher = client.delete(f"education/classes/{cid}/teachers/{pupil}/$ref").json()["error"]
+        assert teacher["code"] == "Request_ResourceNotFound" or "'teachers'" in teacher["message"]
+    assert answers == {
+        (404, "Request_ResourceNotFound", False),
+        (400, "Request_BadRequest", True),
+        (404, "Request_ResourceNotFound", True),
+    }
+    missing_class = client.delete(
+        f"education/classes/{'0' * 8}-0000-4000-8000-{'0' * 12}/members/{pupil}/$ref"
+    )
+    assert missing_class.status_code == 404
+
+
+def test_a_teacher_is_removed_from_teachers_before_members(fake: FakeGraph, client: httpx.Client) -> None:
+    """Microsoft: "ensure that the educationUser you are removing is not a teacher" before a member
+    removal. The service's answer when a client does not is undocumented: the emulator refuses (400) or
+    accepts and records the broken state."""
+    cid = ensure_class(client, "LA-7T")
+    teacher = fake.add_user("r.teacher@school.example")
+    for rel in ("members", "teachers"):
+        assert client.post(f"education/classes/{cid}/{rel}/$ref", json=ref(teacher)).status_code == 204
+    assert fake.state.teachers_not_members() == []
+    fake.store.teacher_removals = ("refuse",)
+    refused = client.delete(f"education/classes/{cid}/members/{teacher}/$ref")
+    assert refused.status_code == 400 and teacher in fake.state.members[cid]
+    fake.store.teacher_removals = ("accept",)
+    assert client.delete(f"education/classes/{cid}/members/{teacher}/$ref").status_code == 204
+    assert fake.state.teachers_removed_from_members == [(cid, teacher)]
+    assert fake.state.teachers_not_members() == [(cid, teacher)]
+    assert client.delete(f"education/classes/{cid}/teachers/{teacher}/$ref").status_code == 204
+    assert fake.state.teachers_not_members() == []
+
+
+def test_a_deleted_user_leaves_its_classes_and_comes_back_with_a_new_id(
+    fake: FakeGraph, client: httpx.Client
+) -> None:
+    cid = ensure_class(client, "LA-7D")
+    old = fake.add_user("d.pupil@school.example")
+    assert client.post(f"education/classes/{cid}/members/$ref", json=ref(old)).status_code == 204
+    fake.delete_user(old)
+    assert old not in fake.state.members[cid]
+    new = fake.add_user("d.pupil@school.example")
+    assert new != old
+    stale = client.post(f"education/classes/{cid}/members/$ref", json=ref(old))
+    assert stale.status_code == 404 and stale.json()["error"]["code"] == "Request_ResourceNotFound"
+    assert f"'{old}'" in stale.json()["error"]["message"], "Graph names the missing object"
 
 
 def test_users_lookup(fake: FakeGraph, client: httpx.Client) -> None:

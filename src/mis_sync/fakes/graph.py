@@ -98,6 +98,11 @@ class FakeGraph(LocalServer):
         with self._lock:
             return self.store.add_user(upn, display_name, **attrs)
 
+    def delete_user(self, uid: str) -> None:
+        """Delete a user (it leaves every class); adding the same principal name again gives a new id."""
+        with self._lock:
+            self.store.delete_user(uid)
+
     def reset_counters(self) -> None:
         """Zero counters and request logs (state is kept)."""
         with self._lock:

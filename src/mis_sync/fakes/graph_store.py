@@ -1,8 +1,9 @@
 """In-memory state and resource handlers of the local fake Microsoft Graph v1.0 (a test emulator only).
 
 Facts modelled (see ``shared/reference/targets.md`` §1): education classes are unified groups with the same
-id, class teachers are the group's owners, ``$ref`` adds/removes with the real "already exist" / "do not
-exist" errors, ``externalId`` filters and ``@odata.nextLink`` paging with absolute URLs.
+id, class teachers are the group's owners, ``$ref`` adds with the real "already exist" error and removals
+with Graph's varying answers (``graph_members``), ``externalId`` filters and ``@odata.nextLink`` paging
+with absolute URLs.
 """
 
 from __future__ import annotations
@@ -16,27 +17,6 @@ from urllib.parse import quote, unquote, urlencode
 
 Response = tuple[int, dict[str, str], Any]
 
-CLASS_FIELDS = frozenset(
-    {
-        "displayName", "mailNickname", "description", "classCode", "externalId", "externalName",
-        "externalSource", "externalSourceDetail", "grade", "term",
-    }
-)  # fmt: skip
-TERM_FIELDS = frozenset({"displayName", "externalId", "startDate", "endDate"})
-GROUP_CREATE_FIELDS = frozenset(
-    {
-        "displayName", "description", "mailNickname", "mailEnabled", "securityEnabled", "groupTypes",
-        "visibility", "owners@odata.bind", "members@odata.bind", "preferredLanguage", "classification",
-    }
-)  # fmt: skip
-GROUP_PATCH_FIELDS = frozenset(
-    {"displayName", "description", "mailNickname", "visibility", "members@odata.bind", "preferredLanguage"}
-)
-READ_ONLY_FIELDS = frozenset(
-    {"id", "createdBy", "createdDateTime", "members", "teachers", "schools", "group"}
-)
-_NICK_FORBIDDEN = frozenset('@()\\[]";:<>, ')
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CLAUSE = re.compile(r"^\s*([A-Za-z]+(?:/[A-Za-z]+)?)\s+eq\s+'((?:[^']|'')*)'\s*$")
 _REF = re.compile(r"/(?:education/users|users|directoryObjects)(?:/|\(')([^/?'()]+)(?:'\))?$")
 
@@ -69,9 +49,21 @@ class GraphState:
     members: dict[str, list[str]] = field(default_factory=dict)
     owners: dict[str, list[str]] = field(default_factory=dict)
     teams: dict[str, dict[str, Any]] = field(default_factory=dict)  # id = group id; see graph_teams
+    teachers_removed_from_members: list[tuple[str, str]] = field(default_factory=list)
+    """(class, user): a member removal the emulator accepted while the user was still a teacher."""
 
     def teachers(self, class_id: str) -> list[str]:
         return self.owners.get(class_id, [])
+
+    def teachers_not_members(self) -> list[tuple[str, str]]:
+        """(class, user) for every education-class teacher missing from the class's members: Microsoft's
+        docs say teachers must be in both collections."""
+        return [
+            (cid, uid)
+            for cid in self.classes
+            for uid in self.owners.get(cid, [])
+            if uid not in self.members.get(cid, [])
+        ]
 
     def class_by_external_id(self, external_id: str) -> dict[str, Any] | None:
         return next((c for c in self.classes.values() if c.get("externalId") == external_id), None)
@@ -79,23 +71,6 @@ class GraphState:
     def user_by_upn(self, upn: str) -> dict[str, Any] | None:
         low = upn.lower()
         return next((u for u in self.users.values() if u["userPrincipalName"].lower() == low), None)
-
-
-def _check_nickname(nick: Any) -> None:
-    if not isinstance(nick, str) or not nick:
-        raise bad(
-            "Invalid value specified for property 'mailNickname' of resource 'Group'.", "Request_BadRequest"
-        )
-    if len(nick) > 64 or any(ord(c) > 127 or c in _NICK_FORBIDDEN for c in nick):
-        raise bad(
-            "Invalid value specified for property 'mailNickname' of resource 'Group'.", "Request_BadRequest"
-        )
-
-
-def _check_strings(body: dict[str, Any], names: frozenset[str], kind: str) -> None:
-    for name in names & body.keys():
-        if not isinstance(body[name], str):
-            raise bad(f"Cannot convert the value of property '{name}' of type '{kind}' to a string.")
 
 
 def _strip_odata_type(body: dict[str, Any], expected: str) -> dict[str, Any]:
@@ -138,7 +113,14 @@ def _select(item: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:
 
 class GraphStore:
     def __init__(self, *, seed: int = 0, page_size: int = 100, team_not_ready_attempts: int = 0) -> None:
+        from mis_sync.fakes.graph_members import REMOVAL_ERRORS, TEACHER_REMOVALS
+
         self.state = GraphState()
+        self.removal_errors: tuple[str, ...] = REMOVAL_ERRORS
+        """How a removal of someone not there is answered, drawn per request (see ``graph_members``)."""
+        self.teacher_removals: tuple[str, ...] = TEACHER_REMOVALS
+        """How a member removal of a class's teacher is answered, drawn per request."""
+        self._variants = random.Random(seed * 104729 + 3)
         self.page_size = page_size
         self.team_not_ready_attempts = team_not_ready_attempts  # first N POST /teams per group: 404
         self.team_attempts: dict[str, int] = {}
@@ -149,6 +131,15 @@ class GraphStore:
 
     def new_id(self) -> str:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def pick(self, variants: tuple[str, ...]) -> str:
+        """One of the plausible answers, from the seeded RNG (a sequential client sees the same ones)."""
+        return variants[self._variants.randrange(len(variants))]
+
+    def delete_user(self, uid: str) -> None:
+        from mis_sync.fakes.graph_members import delete_user
+
+        delete_user(self, uid)
 
     # ---- users (seeded by tests) ---------------------------------------------------------------------
     def add_user(
@@ -200,14 +191,6 @@ class GraphStore:
             raise not_found(gid)
         return found
 
-    def _nickname_free(self, nick: str, except_id: str | None = None) -> None:
-        for gid, obj in [*self.state.classes.items(), *self.state.groups.items()]:
-            if gid != except_id and str(obj.get("mailNickname", "")).lower() == nick.lower():
-                raise bad(
-                    "Another object with the same value for property mailNickname already exists.",
-                    "Request_BadRequest",
-                )
-
     def _ref_target(self, body: Any) -> str:
         if not isinstance(body, dict) or set(body) != {"@odata.id"} or not isinstance(body["@odata.id"], str):
             raise bad("The request body must be a single '@odata.id' reference.", "Request_BadRequest")
@@ -226,16 +209,10 @@ class GraphStore:
             )
         bucket.append(uid)
 
-    def _remove_ref(self, gid: str, rel: str, uid: str) -> None:
-        bucket = (self.state.members if rel == "members" else self.state.owners).setdefault(gid, [])
-        if uid not in bucket:
-            raise GraphError(
-                404,
-                "Request_ResourceNotFound",
-                f"One or more removed object references do not exist for the following modified properties: "
-                f"'{rel}'.",
-            )
-        bucket.remove(uid)
+    def _remove_ref(self, gid: str, rel: str, uid: str, *, label: str | None = None) -> None:
+        from mis_sync.fakes.graph_members import remove_ref
+
+        remove_ref(self, gid, rel, uid, label=label or rel, education=gid in self.state.classes)
 
     def _people(self, gid: str, rel: str, path: str, query: dict[str, str], odata_type: str) -> Response:
         bucket = (self.state.members if rel == "members" else self.state.owners).get(gid, [])
@@ -248,65 +225,16 @@ class GraphStore:
             raise bad(f"'{name}' must be a list of at most 20 references.", "Request_BadRequest")
         return [self._ref_target({"@odata.id": r}) for r in refs]
 
-    # ---- validation -----------------------------------------------------------------------------------
+    # ---- validation (graph_validate) ------------------------------------------------------------------
     def _validate_class(self, body: Any, *, patch: bool, except_id: str | None = None) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise bad("A JSON object body is required.")
-        body = _strip_odata_type(body, "#microsoft.graph.educationClass")
-        for name in body:
-            if name in READ_ONLY_FIELDS:
-                raise bad(f"Property '{name}' is read-only and cannot be set.", "Request_BadRequest")
-            if name not in CLASS_FIELDS:
-                raise bad(f"Property '{name}' does not exist on type 'microsoft.graph.educationClass'.")
-        _check_strings(body, CLASS_FIELDS - {"term"}, "educationClass")
-        if not patch:
-            for req in ("displayName", "mailNickname"):
-                if not body.get(req):
-                    raise bad(f"Property '{req}' is required.", "Request_BadRequest")
-        if "externalSource" in body and "externalSourceDetail" in body:
-            raise bad("Specify either 'externalSource' or 'externalSourceDetail', not both.")
-        if "externalSource" in body and body["externalSource"] not in ("sis", "manual"):
-            raise bad(f"Invalid value '{body['externalSource']}' for 'externalSource' (sis | manual).")
-        if "term" in body:
-            term = body["term"]
-            if not isinstance(term, dict) or set(term) - TERM_FIELDS:
-                raise bad(
-                    "Invalid 'term': allowed properties are displayName, externalId, startDate, endDate."
-                )
-            _check_strings(term, TERM_FIELDS, "educationTerm")
-            for d in ("startDate", "endDate"):
-                if d in term and not _DATE.match(term[d]):
-                    raise bad(f"Invalid date '{term[d]}' for 'term.{d}' (yyyy-mm-dd).")
-        if "mailNickname" in body:
-            _check_nickname(body["mailNickname"])
-            self._nickname_free(body["mailNickname"], except_id)
-        return dict(body)
+        from mis_sync.fakes.graph_validate import validate_class
+
+        return validate_class(self, body, patch=patch, except_id=except_id)
 
     def _validate_group(self, body: Any, *, patch: bool, except_id: str | None = None) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise bad("A JSON object body is required.")
-        body = _strip_odata_type(body, "#microsoft.graph.group")
-        allowed = GROUP_PATCH_FIELDS if patch else GROUP_CREATE_FIELDS
-        for name in body:
-            if name not in allowed:
-                raise bad(
-                    f"Property '{name}' does not exist on type 'microsoft.graph.group' or is not writable."
-                )
-        _check_strings(body, frozenset({"displayName", "description", "mailNickname", "visibility"}), "group")
-        if not patch:
-            for req in ("displayName", "mailNickname", "mailEnabled", "securityEnabled"):
-                if req not in body:
-                    raise bad(f"Property '{req}' is required.", "Request_BadRequest")
-            if body.get("groupTypes") != ["Unified"] or body["mailEnabled"] is not True:
-                raise bad(
-                    "The fake supports only Microsoft 365 groups: groupTypes ['Unified'], mailEnabled true."
-                )
-        if body.get("visibility", "Private") not in ("Private", "Public", "HiddenMembership"):
-            raise bad("Invalid value for 'visibility'.")
-        if "mailNickname" in body:
-            _check_nickname(body["mailNickname"])
-            self._nickname_free(body["mailNickname"], except_id)
-        return dict(body)
+        from mis_sync.fakes.graph_validate import validate_group
+
+        return validate_group(self, body, patch=patch, except_id=except_id)
 
     # ---- routing --------------------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> Response:
@@ -384,7 +312,7 @@ class GraphStore:
                     raise
                 return 204, {}, None
             if len(rest) == 4 and rest[3] == "$ref" and method == "DELETE":
-                self._remove_ref(cid, kind, rest[2])
+                self._remove_ref(cid, kind, rest[2], label=rel)
                 return 204, {}, None
         raise bad(f"Unsupported request {method} education/classes/{'/'.join(rest)}.")
 

@@ -8,7 +8,9 @@ Target-neutral shapes:
   ``description``, ``mail_nickname``, ``section`` and ``room`` (Classroom; empty when not managed),
   ``attr_hash`` (what an update compares);
 - memberships: ``container_key``, ``user_key`` (the principal name), ``role`` (member | owner).
-Teachers are members and owners (Teams needs both); configured admins are owners of everything.
+Teachers are members and owners (Teams needs both); configured admins are owners of everything, and
+members too where every owner must be (``admins_are_members``: Microsoft education classes, whose
+docs say teachers must be in both the teachers and members collections).
 A target that refuses one user in both roles (Classroom) sets ``owners_are_members=False``.
 """
 
@@ -46,6 +48,9 @@ class Naming:
     room: str = ""
     owners_are_members: bool = True
     """False: an owner is not also listed as a member (Classroom: a teacher cannot also be a student)."""
+    admins_are_members: bool = False
+    """True: the configured admins are members as well as owners (education classes: "teachers must
+    be members of both the teachers and members collections")."""
 
 
 @dataclass
@@ -163,10 +168,10 @@ def _memberships(
             )
         )
     for admin in naming.admins:
-        frames.append(
-            pd.DataFrame(
-                {"container_key": keys, "user_key": principal(admin, naming.domain), "role": "owner"}
-            )
+        roles = ("owner", "member") if naming.admins_are_members else ("owner",)
+        frames.extend(
+            pd.DataFrame({"container_key": keys, "user_key": principal(admin, naming.domain), "role": role})
+            for role in roles
         )
     out = pd.concat(frames, ignore_index=True).astype("string").drop_duplicates(ignore_index=True)
     if not naming.owners_are_members:

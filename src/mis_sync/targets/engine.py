@@ -8,6 +8,11 @@ Safety properties:
   re-send at most one batch, and "already exists" / "already absent" answers count as success;
 - a create that failed ambiguously (a 5xx may have been applied) is looked up again before it is
   retried, so a rerun never makes a second class;
+- every retry waits at least the ``Retry-After`` the server sent (backoff only when it sent none);
+- counts are honest: ``failed`` counts changes (writes; a find is part of its create) whose last
+  outcome in this engine's life (one task) is a failure, whatever happened to earlier attempts —
+  a read or a user look-up that fails shows as a retry or an unresolved user instead; answers that
+  changed nothing (already there, already gone) are ``noops``, apart from ``writes``;
 - owners are removed only after additions have been applied, so a group is never left ownerless;
 - an adapter with ``requests_per_minute`` is paced (every call in a batch counts), as Google's
   per-user quota asks; throttling answers are still retried with backoff.
@@ -38,6 +43,7 @@ Action = Literal[
     "update_user",
     "create_team",
     "read_team",
+    "read_class",
 ]
 WRITE_ACTIONS = frozenset(
     {"create", "update", "archive", "add", "remove", "create_user", "update_user", "create_team"}
@@ -83,6 +89,8 @@ class Outcome:
     """A read's result: the remote ids of a container's members (or owners)."""
     protected: bool = False
     """A provisioning look-up found an account MIS Sync must never change (a Workspace admin)."""
+    noop: bool = False
+    """ok, but the server says nothing changed (already exists / already absent): counted as a no-op, not a write."""  # noqa: E501
 
 
 class TransientError(Exception):
@@ -101,6 +109,16 @@ class Adapter(Protocol):
     def send(self, ops: Sequence[Op]) -> dict[str, Outcome]:
         """Send ``ops`` as one request (a batch); an outcome for every op id."""
         ...
+
+
+GAVE_UP = "gave up after retries"
+
+
+def change_of(op: Op) -> tuple[str, str | None, str | None, str | None]:
+    """What an op is about, so retries of one change (even as other ops: a find then a create) are one
+    change when counting failures."""
+    action = "container" if op.action in ("find", "create") else op.action
+    return (action, op.container_key, op.user_key, op.role)
 
 
 def _no_teams() -> pd.DataFrame:
@@ -170,11 +188,13 @@ class Engine:
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
-        for name in ("writes", "reads", "retries", "throttles", "failed", "gone", "paced_ms"):
+        for name in ("writes", "noops", "reads", "retries", "throttles", "failed", "gone", "paced_ms"):
             self.stats.setdefault(name, 0)
         if self.requests_per_minute is None:
             self.requests_per_minute = getattr(self.adapter, "requests_per_minute", None)
         self._due = 0.0
+        self._failing: set[tuple[str, str | None, str | None, str | None]] = set()
+        """Changes whose latest outcome is a failure: ``stats["failed"]`` is its size."""
 
     def _pace(self, calls: int) -> None:
         """Virtual scheduling: one batch may go at once, then calls leave at the configured rate, so
@@ -223,9 +243,14 @@ class Engine:
                         attempts[op.id] = attempts.get(op.id, 0) + 1
                         if attempts[op.id] < limit:
                             retry.append(op)
-                            wait = max(wait, self._delay(outcome, attempts[op.id]))
+                            wait = max(wait, self.delay(outcome, attempts[op.id]))
                             continue
-                        outcome = Outcome("failed", error="gave up after retries")
+                        outcome = Outcome(
+                            "failed",
+                            error=GAVE_UP,
+                            retry_after=outcome.retry_after,
+                            throttled=outcome.throttled,
+                        )
                     done.append((op, outcome))
                     final[op.id] = outcome
                     self._count(op, outcome)
@@ -237,15 +262,30 @@ class Engine:
                 self.sleep(wait)
         return final
 
-    def _delay(self, outcome: Outcome, attempt: int) -> float:
+    def delay(self, outcome: Outcome, attempt: int) -> float:
+        """How long to wait before attempt ``attempt + 1``: at least the server's ``Retry-After``;
+        exponential backoff (capped) when it gave none."""
         if outcome.retry_after is not None:
-            return float(outcome.retry_after)
+            return max(0.0, float(outcome.retry_after))
         return min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
 
+    def settle(self, op: Op, outcome: Outcome) -> None:
+        """Count an outcome the caller decided after ``run`` (e.g. an add answered 404 whose user was
+        looked up again): the change's latest outcome is this one."""
+        self._count(op, outcome)
+
     def _count(self, op: Op, outcome: Outcome) -> None:
-        if outcome.status == "ok":
+        change = change_of(op)
+        if op.action not in WRITE_ACTIONS and op.action != "find":
+            pass  # a read or a look-up is not a change: its failure shows elsewhere (unresolved, a retry)
+        elif outcome.status == "failed":
+            self._failing.add(change)
+        elif not (op.action == "find" and outcome.status == "absent"):  # a look-up before a create
+            self._failing.discard(change)
+        self.stats["failed"] = len(self._failing)
+        if outcome.status == "ok" and outcome.noop:
+            self.stats["noops"] += 1
+        elif outcome.status == "ok":
             self.stats["writes" if op.action in WRITE_ACTIONS else "reads"] += 1
         elif outcome.status == "gone":
             self.stats["gone"] += 1
-        elif outcome.status == "failed":
-            self.stats["failed"] += 1

@@ -6,12 +6,23 @@ the engine retries inner requests (each inner 429 carries its own ``Retry-After`
 
 ``kind``: ``education_class`` (``/education/classes``; teachers via ``teachers/$ref``) or ``group``
 (Microsoft 365 groups; teachers via ``owners/$ref``). Education classes are groups with the same id.
+
+Answers that change nothing are ``ok`` with ``noop`` (counted apart from writes): an add answered 400
+"One or more added object references already exist", a ``$ref`` removal answered 404
+(``Request_ResourceNotFound``, "Resource '…' does not exist or one of its queried reference-property
+objects are not present": the member is no longer there) or 400 "One or more removed object references
+do not exist", a team answered 409. A 404 on an add, an update or an archive does not say which object
+is missing (the class, or a user whose stored id is stale): it is ``absent``, and the sync reads the class
+itself (``read_class``) before it decides the class is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +39,25 @@ def _odata_quote(value: str) -> str:
     return value.replace("'", "''")
 
 
+def retry_after_seconds(value: Any) -> float | None:
+    """A ``Retry-After`` header as seconds: delta-seconds or an HTTP date (RFC 9110); None if absent
+    or unreadable."""
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 class GraphTransport:
     """The provider hook on a private event loop, so the engine stays synchronous (and shared)."""
 
@@ -38,10 +68,18 @@ class GraphTransport:
         self._runner = asyncio.Runner()
 
     def call(self, url: str, *, method: str = "GET", data: Any = None) -> Any:
+        """One request through the hook (its retry handler retries 429/503/504 while Retry-After is
+        under 180 s). A failure it gives up on keeps its ``Retry-After`` for the engine to honour."""
         from airflow.exceptions import AirflowException
+        from kiota_http.middleware.options import ResponseHandlerOption
 
+        handler = _response_handler()
+        info = self._hook.request_information(url=url, method=method, data=data)
+        info.request_options[ResponseHandlerOption.get_key()] = ResponseHandlerOption(
+            response_handler=handler
+        )
         try:
-            return self._runner.run(self._hook.run(url=url, method=method, data=data))
+            return self._runner.run(self._hook.send_request(request_info=info))
         except PermissionError as exc:
             raise SetupError(
                 f"Microsoft Graph refused the app ({_code(exc)}): check its permissions"
@@ -49,7 +87,11 @@ class GraphTransport:
         except AirflowException as exc:  # 429 after the hook's retries, 5xx, timeouts
             if type(exc).__name__ in ("AirflowBadRequest", "AirflowNotFoundException"):
                 raise SetupError(f"Microsoft Graph rejected a {method} ({_code(exc)})") from None
-            raise TransientError(f"Microsoft Graph {method} failed ({_code(exc)})") from None
+            raise TransientError(
+                f"Microsoft Graph {method} failed ({_code(exc)})",
+                retry_after_seconds(handler.retry_after),
+                throttled=handler.status == 429,
+            ) from None
         except (TimeoutError, OSError) as exc:
             raise TransientError(f"Microsoft Graph {method} failed ({type(exc).__name__})") from None
 
@@ -58,6 +100,29 @@ class GraphTransport:
             self._runner.run(self._hook.close())
         finally:
             self._runner.close()
+
+
+@cache
+def _handler_class() -> type:
+    from airflow.providers.microsoft.azure.hooks.msgraph import DefaultResponseHandler
+
+    class KeepsRetryAfter(DefaultResponseHandler):
+        """The provider's default response handler, keeping the status and ``Retry-After`` of the
+        answer (the hook raises on an error with the body only)."""
+
+        status: int | None = None
+        retry_after: str | None = None
+
+        async def handle_response_async(self, response: Any, error_map: Any) -> Any:
+            self.status = int(response.status_code)
+            self.retry_after = response.headers.get("retry-after")
+            return await super().handle_response_async(response, error_map)
+
+    return KeepsRetryAfter
+
+
+def _response_handler() -> Any:
+    return _handler_class()()
 
 
 def _code(exc: BaseException) -> str:
@@ -133,6 +198,8 @@ class GraphAdapter:
             return {"method": "DELETE", "url": f"/{col}/{cid}/{rel}/{op.user_id}/$ref"}
         if op.action == "read_team":
             return {"method": "GET", "url": f"/teams/{cid}?$select=id"}
+        if op.action == "read_class":  # is the class itself still there?
+            return {"method": "GET", "url": f"/{col}/{cid}?$select=id"}
         if op.action == "create_team":  # a team from the class's group: name and members come from it
             template = "educationClass" if self.kind == "education_class" else "standard"
             body = {
@@ -182,27 +249,30 @@ class GraphAdapter:
         body = response.get("body") or {}
         if 200 <= status < 300:
             return self._success(op, body)
+        retry_after = retry_after_seconds(headers.get("retry-after"))
         if status == 429:
-            retry_after = headers.get("retry-after")
-            return Outcome("retry", retry_after=float(retry_after) if retry_after else None, throttled=True)
+            return Outcome("retry", retry_after=retry_after, throttled=True)
         if status >= 500 or status in (408, 424):
-            return Outcome("retry")
+            return Outcome("retry", retry_after=retry_after)
         error = body.get("error", {}) if isinstance(body, dict) else {}
+        error = error if isinstance(error, dict) else {}
         message, code = str(error.get("message", "")), str(error.get("code", status))
         if op.action == "add" and status == 400 and ALREADY_THERE in message:
-            return Outcome("ok")
-        if op.action == "remove" and status in (400, 404) and NOT_THERE in message:
-            return Outcome("ok")
+            return Outcome("ok", noop=True)
+        if op.action == "remove" and (status == 404 or (status == 400 and NOT_THERE in message)):
+            return Outcome("ok", noop=True)  # no longer there; never a sign that the class is gone
         if op.action == "resolve" and status == 404:
             return Outcome("absent")
         if op.action == "create_team" and status == 409:
-            return Outcome("ok", remote_id=op.container_id)  # the group has its team already
+            return Outcome("ok", remote_id=op.container_id, noop=True)  # the group has its team already
         if op.action == "read_team" and status == 404:
             return Outcome("absent", error=code)  # deleted by hand, or Teams never finished building it
         if op.action == "create_team" and status == 404:
             return Outcome("absent", error=code)  # a group made minutes ago: not ready for a team yet
-        if status == 404 and op.action in ("read", "update", "archive", "add", "remove"):
-            return Outcome("gone", error=code)
+        if status == 404 and op.action in ("read", "read_class"):
+            return Outcome("gone", error=code)  # a read of the class itself: it is not there
+        if status == 404 and op.action in ("update", "archive", "add"):
+            return Outcome("absent", error=code)  # the class, or the user: the sync reads the class
         if status == 400 and "do not exist" in message and op.action == "add":
             return Outcome("retry")  # replication delay just after a create
         return Outcome("failed", error=code)

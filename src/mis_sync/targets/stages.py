@@ -49,6 +49,7 @@ def naming_of(ctx: RunContext, target: str) -> Naming:
         domain=cfg.tenant_domain,
         admins=tuple(cfg.owners.admins),
         teachers_own=cfg.owners.teachers,
+        admins_are_members=cfg.kind == "education_class",
     )
 
 
@@ -61,6 +62,7 @@ def policy_of(ctx: RunContext, target: str) -> Policy:
         year_end=cfg.year_end,
         archive_prefix=cfg.archive_prefix,
         teams=bool(getattr(cfg, "teams", False)),
+        teachers_are_members=getattr(cfg, "kind", None) == "education_class",
     )
 
 
@@ -171,7 +173,8 @@ def sync_chunk_stage(
 def finish_stage(
     ctx: RunContext, target: str, prepared: dict[str, Any], chunks: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Add up the run's requests, writes, retries, throttles and unresolved users; store the summary."""
+    """Add up the run's requests, writes, no-ops, retries, throttles, failures and unresolved users;
+    store the summary. ``failed`` counts changes whose last outcome in their task was a failure."""
     totals: dict[str, int] = {}
     for item in [prepared.get("prepare", {}), *chunks]:
         for name, value in item.items():
@@ -201,6 +204,7 @@ def finish_stage(
                 "requests",
                 "write_requests",
                 "writes",
+                "noops",
                 "retries",
                 "throttles",
                 "failed",
@@ -209,6 +213,8 @@ def finish_stage(
                 "adopted",
                 "skipped_unresolved",
                 "skipped_no_class",
+                "skipped_still_teacher",
+                "stale_user_ids",
                 "teams_created",
                 "teams_pending",
             )

@@ -119,6 +119,15 @@ class TargetStore:
             ]
             conn.execute(insert(TargetUser), rows)
 
+    def forget_users(self, keys: list[str]) -> None:
+        """Users the target no longer has (an add answered 404 and a new look-up found nobody): the
+        next run looks them up again instead of sending their old id."""
+        if not keys:
+            return
+        with self.engine.begin() as conn:
+            for part in _chunks(keys):
+                conn.execute(delete(TargetUser).where(self._where(TargetUser), TargetUser.user_key.in_(part)))
+
     def save_containers(self, rows: list[dict[str, Any]]) -> None:
         """Upsert containers: each row has key, remote_id, attr_hash, status."""
         if not rows:

@@ -4,6 +4,12 @@
 when it is due, resolves users and splits the change set into chunks of classes. Each mapped task
 ``sync_chunk`` makes its classes exist, sends its membership changes and then, with ``teams``, asks for
 each new class's team (a team needs the owners in first). ``finish`` adds up the counts.
+
+Membership changes go in three rounds: additions (with name changes and archives), then owner
+(teacher) removals — after the additions, so a class never loses its last owner — then member
+removals. Microsoft documents for education classes that teachers are in the members collection too
+and that a member removal must first make sure the user is not a teacher: with
+``Policy.teachers_are_members`` a member removal waits while the user is still a teacher of the class.
 Only counts and ids reach logs and XCom; principal names stay in the database and the run folder.
 """
 
@@ -17,16 +23,22 @@ from typing import Any
 
 import pandas as pd
 
+from mis_sync.targets.containers import (
+    TEAM_ROUNDS,
+    TEAM_WAIT_S,
+    container_ops,
+    ensure_containers,
+    ensure_teams,
+)
 from mis_sync.targets.desired import MEMBERSHIP_COLUMNS, DesiredState
 from mis_sync.targets.engine import ChangeSet, Engine, Op, Outcome, TransientError, diff
+from mis_sync.targets.recheck import recheck
 from mis_sync.targets.store import StoredState, TargetStore
 
+__all__ = ["TEAM_ROUNDS", "TEAM_WAIT_S", "Policy", "prepare", "sync_chunk"]
 log = logging.getLogger(__name__)
 UNKNOWN_USER_PREFIX = "id:"
 """A live member MIS Sync does not know (a manual addition) is keyed by its remote id."""
-TEAM_ROUNDS, TEAM_WAIT_S = 3, 10.0
-"""Graph may answer 404 when a team is made from a group created minutes ago; its docs advise three
-tries ten seconds apart. A team still not possible after that waits for the next run (pending)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +50,9 @@ class Policy:
     archive_prefix: str = "(Archived) "
     teams: bool = False
     """Also make a team from every class (Microsoft 365), once it has its owners."""
+    teachers_are_members: bool = False
+    """Education classes: a teacher is in the members collection too, so a member removal waits until
+    the user is no longer a teacher of the class (Microsoft's educationClass docs)."""
 
 
 def drift_due(stored: StoredState, policy: Policy, *, now: datetime, forced: bool) -> bool:
@@ -176,17 +191,19 @@ def sync_chunk(engine: Engine, store: TargetStore, changes: ChangeSet, policy: P
     """Make this chunk's classes exist and match, then send its membership changes."""
     stored = store.load()
     container_ids = dict(zip(stored.containers["key"], stored.containers["remote_id"], strict=True))
-    counts = {"created": 0, "adopted": 0, "skipped_unresolved": 0, "skipped_no_class": 0}
+    counts = {
+        "created": 0, "adopted": 0, "skipped_unresolved": 0, "skipped_no_class": 0,
+        "skipped_still_teacher": 0, "stale_user_ids": 0,
+    }  # fmt: skip
     updates = changes.updates
     if len(changes.creates):
-        found, created = _ensure_containers(engine, store, changes.creates)
+        found, created = ensure_containers(engine, store, changes.creates)
         container_ids.update(found | created)
         counts["created"], counts["adopted"] = len(created), len(found)
         adopted = changes.creates[changes.creates["key"].isin(list(found))]
         updates = pd.concat([updates, adopted.assign(remote_id=adopted["key"].map(found))], ignore_index=True)
     user_ids = dict(zip(stored.users["user_key"], stored.users["remote_id"], strict=True))
-    container_ops = _container_ops(store, updates, changes.archives, policy)
-    adds, member_removes, owner_removes = [], [], []
+    ops: dict[str, list[Op]] = {"add": [], "owner": [], "member": []}
     for action, frame in (("add", changes.adds), ("remove", changes.removes)):
         for container_key, user_key, role in frame[MEMBERSHIP_COLUMNS].itertuples(index=False):
             cid = container_ids.get(container_key)
@@ -201,158 +218,54 @@ def sync_chunk(engine: Engine, store: TargetStore, changes: ChangeSet, policy: P
             if uid is None:
                 counts["skipped_unresolved"] += 1
                 continue
-            op = Op(
-                f"m{len(adds) + len(member_removes) + len(owner_removes)}",
-                action,
-                container_key,
-                cid,
-                user_key,
-                uid,
-                role,
+            bucket = ops["add" if action == "add" else role if role == "owner" else "member"]
+            bucket.append(
+                Op(f"m{sum(map(len, ops.values()))}", action, container_key, cid, user_key, uid, role)
             )
-            (adds if action == "add" else owner_removes if role == "owner" else member_removes).append(op)
-    engine.run([*container_ops, *adds, *member_removes], lambda done: _record(store, done))
-    engine.run(owner_removes, lambda done: _record(store, done))
+
+    def record(done: Sequence[tuple[Op, Outcome]]) -> None:
+        _record(store, done)
+
+    first = [*container_ops(store, updates, changes.archives, policy), *ops["add"]]
+    results = engine.run(first, record)
+    missing = [op for op in first if results[op.id].status == "absent"]
+    gone, rechecked, renamed = recheck(engine, store, missing, record)
+    for name, value in rechecked.items():
+        counts[name] += value
+    if renamed:  # a drift check saw the new id as a stranger ("id:<new>"): it is a known user now
+        known = {UNKNOWN_USER_PREFIX + uid for uid in renamed.values()}
+        strangers = [op for op in ops["owner"] + ops["member"] if op.user_key in known]
+        store.save_memberships(
+            [], [(str(op.container_key), str(op.user_key), str(op.role)) for op in strangers]
+        )
+        ops = {name: [op for op in bucket if op.user_key not in known] for name, bucket in ops.items()}
+    owner_removes = [op for op in ops["owner"] if op.container_key not in gone]
+    removed = engine.run(owner_removes, record)
+    member_removes = [op for op in ops["member"] if op.container_key not in gone]
+    if policy.teachers_are_members:
+        teaching = _still_teaching(stored, owner_removes, removed)
+        waiting = [op for op in member_removes if (op.container_key, op.user_key) in teaching]
+        counts["skipped_still_teacher"] = len(waiting)
+        member_removes = [op for op in member_removes if (op.container_key, op.user_key) not in teaching]
+    engine.run(member_removes, record)
     if len(changes.teams):  # after the owners are in: a team needs one
-        counts.update(_ensure_teams(engine, store, list(changes.teams["key"]), container_ids))
+        keys = [key for key in changes.teams["key"] if key not in gone]
+        counts.update(ensure_teams(engine, store, keys, container_ids))
     return counts
 
 
-def _ensure_teams(
-    engine: Engine, store: TargetStore, keys: list[str], container_ids: dict[str, str]
-) -> dict[str, int]:
-    """Make a team from each container; "already has a team" counts as made. A container the target
-    cannot make one from yet (just created) is tried again after a pause, then left for the next run."""
-    todo = {key: container_ids[key] for key in keys if key in container_ids}
-    made, no_container = 0, len(keys) - len(todo)
-
-    def record(done: Sequence[tuple[Op, Outcome]]) -> None:
-        store.save_teams([str(op.container_key) for op, outcome in done if outcome.status == "ok"])
-
-    for attempt in range(TEAM_ROUNDS):
-        if not todo:
-            break
-        if attempt:
-            engine.sleep(TEAM_WAIT_S)
-        ops = [
-            Op(f"t{i}", "create_team", container_key=k, container_id=c)
-            for i, (k, c) in enumerate(todo.items())
-        ]
-        results = engine.run(ops, record)
-        made += sum(results[op.id].status == "ok" for op in ops)
-        todo = {
-            str(op.container_key): str(op.container_id) for op in ops if results[op.id].status == "absent"
-        }
-    return {"teams_created": made, "teams_pending": len(todo) + no_container}
-
-
-def _ensure_containers(
-    engine: Engine, store: TargetStore, creates: pd.DataFrame
-) -> tuple[dict[str, str], dict[str, str]]:
-    """Find each class by its key before creating it. A create that failed in a way that may still
-    have been applied (a 5xx, a timeout) is not simply re-sent: the next round looks it up again."""
-    rows = {r["key"]: r for r in creates.to_dict("records")}
-    found: dict[str, str] = {}
-    created: dict[str, str] = {}
-    todo = list(rows)
-    for attempt in range(engine.max_attempts):
-        if not todo:
-            break
-        if attempt:
-            engine.sleep(min(engine.max_delay, engine.base_delay * 2 ** (attempt - 1)))
-        finds = [_container_op(f"f{i}", "find", rows[k]) for i, k in enumerate(todo)]
-        results = engine.run(finds)
-        absent = []
-        for op in finds:
-            outcome = results[op.id]
-            if outcome.status == "ok" and outcome.remote_id:
-                found[op.container_key] = outcome.remote_id  # type: ignore[index]
-            elif outcome.status == "absent":
-                absent.append(op.container_key)
-        store.save_containers(
-            [
-                {"key": k, "remote_id": found[k], "attr_hash": None, "status": "active"}
-                for k in todo
-                if k in found
-            ]
-        )
-        create_ops = [_container_op(f"c{i}", "create", rows[k]) for i, k in enumerate(absent)]
-        results = engine.run(create_ops, attempts_each=1)
-        done = [op for op in create_ops if results[op.id].status == "ok" and results[op.id].remote_id]
-        for op in done:
-            created[op.container_key] = results[op.id].remote_id  # type: ignore[index,assignment]
-        store.save_containers(
-            [
-                {
-                    "key": op.container_key,
-                    "remote_id": created[op.container_key],
-                    "attr_hash": rows[op.container_key]["attr_hash"],
-                    "status": "active",
-                }  # type: ignore[index]
-                for op in done
-            ]
-        )
-        todo = [
-            op.container_key
-            for op in create_ops
-            if results[op.id].status == "failed" and results[op.id].error == "gave up after retries"
-        ]  # type: ignore[misc]
-    return found, created
-
-
-def _container_op(op_id: str, action: Any, row: dict[str, Any], remote_id: str | None = None) -> Op:
-    return Op(
-        op_id,
-        action,
-        container_key=row["key"],
-        container_id=remote_id,
-        display_name=row["display_name"],
-        description=row["description"],
-        mail_nickname=row["mail_nickname"],
-        section=_text(row.get("section")),
-        room=_text(row.get("room")),
-        attr_hash=row["attr_hash"],
-        restore=str(row.get("restore")) == "True",  # a bool, numpy's, or NaN for adopted classes
-    )
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else str(value)
-
-
-def _container_ops(
-    store: TargetStore, updates: pd.DataFrame, archives: pd.DataFrame, policy: Policy
-) -> list[Op]:
-    """Updates, and archives by renaming (``year_end: rename``) or only by marking (``keep``)."""
-    ops = [
-        _container_op(f"p{i}", "update", r, r["remote_id"]) for i, r in enumerate(updates.to_dict("records"))
-    ]
-    if policy.year_end == "keep":
-        store.save_containers(
-            [
-                {
-                    "key": r["key"],
-                    "remote_id": r["remote_id"],
-                    "attr_hash": r["attr_hash"],
-                    "status": "archived",
-                }
-                for r in archives.to_dict("records")
-            ]
-        )
-        return ops
-    for i, row in enumerate(archives.to_dict("records")):
-        name = f"{policy.archive_prefix}{row.get('display_name') or row['key']}"[:256]
-        ops.append(
-            Op(
-                f"a{i}",
-                "archive",
-                container_key=row["key"],
-                container_id=row["remote_id"],
-                display_name=name,
-                attr_hash=None,
-            )
-        )
-    return ops
+def _still_teaching(
+    stored: StoredState, owner_removes: list[Op], removed: dict[str, Outcome]
+) -> set[tuple[str, str]]:
+    """(class, user) pairs where the user is still a teacher after this run's teacher removals: the
+    stored state (read back by the drift check) stands in for the teacher list Microsoft says to check."""
+    members = stored.memberships
+    owners = members[(members["role"] == "owner") & members["state"].isin(["present", "adopted"])]
+    teaching = set(zip(owners["container_key"], owners["user_key"], strict=True))
+    done = {
+        (str(op.container_key), str(op.user_key)) for op in owner_removes if removed[op.id].status == "ok"
+    }
+    return teaching - done
 
 
 def _record(store: TargetStore, done: Sequence[tuple[Op, Outcome]]) -> None:
