@@ -87,7 +87,7 @@ def m365_throttled_large_secondary() -> Metrics:
     watch, waits = Stopwatch(), []
     config = _config()
     with watch("generate"):
-        school = generate_school("large-secondary", 2026, AS_OF)
+        school = generate_school(bench_profile("large-secondary"), 2026, AS_OF)
     options = {"seed": 1, "auto_users_domain": DOMAIN, "throttle_rate": 0.1, "retry_after": 200}
     with TemporaryDirectory() as tmp, running_fake_graph(**options) as fake:
         extra = {"tenant_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "base_url": fake.base_url + "/",
