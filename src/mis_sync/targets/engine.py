@@ -72,9 +72,11 @@ class Op:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["ok", "absent", "gone", "retry", "failed"]
+    status: Literal["ok", "absent", "gone", "retry", "failed", "pending"]
     """ok: done (or already so); absent: looked up, not there; gone: the container no longer exists;
-    retry: throttled or transient; failed: refused (``error`` says why, as an API code)."""
+    retry: throttled or transient; failed: refused (``error`` says why, as an API code); pending: not
+    possible until the user's account is usable (Classroom: a suspended account), neither a failure
+    nor worth retrying in this run."""
     remote_id: str | None = None
     retry_after: float | None = None
     throttled: bool = False
@@ -83,6 +85,8 @@ class Outcome:
     """A read's result: the remote ids of a container's members (or owners)."""
     protected: bool = False
     """A provisioning look-up found an account MIS Sync must never change (a Workspace admin)."""
+    noop: bool = False
+    """ok, but the server says nothing changed (already exists / already absent): counted as a no-op, not a write."""  # noqa: E501
 
 
 class TransientError(Exception):
@@ -175,6 +179,9 @@ class Engine:
         if self.requests_per_minute is None:
             self.requests_per_minute = getattr(self.adapter, "requests_per_minute", None)
         self._due = 0.0
+        attach = getattr(self.adapter, "attach_pacing", None)
+        if attach is not None:  # an adapter's own follow-up calls (further pages, checks) are paced too
+            attach(self._pace)
 
     def _pace(self, calls: int) -> None:
         """Virtual scheduling: one batch may go at once, then calls leave at the configured rate, so
