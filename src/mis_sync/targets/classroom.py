@@ -350,7 +350,7 @@ class ClassroomAdapter(FollowUps):
         if status >= 500 or status == 408:
             return Outcome("retry")
         if status == 409 or google == "ALREADY_EXISTS":
-            if op.action == "add":
+            if op.action in ("add", "create_user"):  # an account that exists is looked up, adopted
                 return Outcome("ok", noop=True)
             return Outcome("failed", error="ALREADY_EXISTS")
         if status == 404:
