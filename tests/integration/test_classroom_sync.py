@@ -348,28 +348,3 @@ def test_a_create_that_landed_before_is_found_by_its_alias_not_duplicated(
     lookups = [p for m, p, s in fake.inner_requests if m == "GET" and p.startswith("/v1/courses/")]
     assert lookups == [f"/v1/courses/{aliases[0]}"], "one look-up, after the 409"
     assert_converged(directory, fake)
-
-
-def test_a_teacher_from_another_domain_is_invited_not_added(
-    directory: Engine, fake: FakeClassroom, tmp_path: Path
-) -> None:
-    """Classroom refuses direct adds across domains: such a teacher gets an invitation, once."""
-    from sqlalchemy import select, update
-
-    from mis_sync.directory.schema import Membership, User
-
-    with directory.begin() as conn:
-        teacher_id = conn.execute(
-            select(Membership.user_id).where(Membership.role == "teacher").limit(1)
-        ).scalar_one()
-        old = conn.execute(select(User.username).where(User.id == teacher_id)).scalar_one()
-        conn.execute(update(User).where(User.id == teacher_id).values(username=f"{old}@partner.example"))
-    guest = fake.add_user(f"{old}@partner.example", "Guest", "Teacher")
-    summary = run(directory, tmp_path, config(), "r1")
-    assert summary["failed"] == 0
-    invited = [i for i in fake.state.invitations.values() if i["userId"] == guest]
-    assert invited and {i["role"] for i in invited} == {"TEACHER"}
-    assert not any(guest in fake.state.teachers[cid] for cid in fake.state.courses), "invited, not added"
-    assert run(directory, tmp_path, config(), "r2")["writes"] == 0
-    again = run(directory, tmp_path, config(), "r3", force_drift_check=True)
-    assert again["writes"] == 0 and again["drift"]["drift_missing"] == 0, "pending, not removed by hand"

@@ -293,8 +293,11 @@ class ClassroomStore:
         raise not_found("Method not found.")
 
     # ---- rosters ----------------------------------------------------------------------------------------
-    def add_member(self, course: dict[str, Any], role: str, key: Any) -> dict[str, Any]:
-        """Add ``key`` as ``"students"`` or ``"teachers"`` with the real API's checks, in the real order."""
+    def add_member(
+        self, course: dict[str, Any], role: str, key: Any, *, invited: bool = False
+    ) -> dict[str, Any]:
+        """Add ``key`` as ``"students"`` or ``"teachers"`` with the real API's checks, in the real order
+        (``invited``: the user accepted an invitation, which is how users of another domain join)."""
         if not key:
             raise invalid("userId: must be specified.")
         if course["courseState"] == "ARCHIVED":
@@ -303,7 +306,7 @@ class ClassroomStore:
         uid, cid = user["id"], course["id"]
         if user.get("suspended"):
             raise precondition(None, "The requested user's account is disabled.")
-        if _domain(user) != _domain(self.state.users.get(course["ownerId"], user)):
+        if not invited and _domain(user) != _domain(self.state.users.get(course["ownerId"], user)):
             # admins add users of their own domain directly; anyone else must be invited [V: the
             # students.create / teachers.create docs]; the error's exact wording is a guess [U]
             raise GoogleError(403, "PERMISSION_DENIED", "@CannotDirectlyAddUser The user must be invited.")
@@ -362,7 +365,8 @@ class ClassroomStore:
             course = self.course(inv["courseId"])
             uid = inv["userId"]
             if inv["role"] != "OWNER" or uid not in self.state.teachers[course["id"]]:
-                self.add_member(course, "students" if inv["role"] == "STUDENT" else "teachers", uid)
+                role = "students" if inv["role"] == "STUDENT" else "teachers"
+                self.add_member(course, role, uid, invited=True)
             if inv["role"] == "OWNER":
                 course["ownerId"] = uid
             del self.state.invitations[inv["id"]]

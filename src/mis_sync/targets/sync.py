@@ -154,16 +154,20 @@ def resolve_users(
     missing = sorted(needed - set(known["user_key"]))
     missing = [k for k in missing if not k.startswith(UNKNOWN_USER_PREFIX) and not (direct and direct(k))]
     waiting: set[str] = set()
-    if waits_for_users(engine) and not retry_waiting:
-        waiting = still_unresolved(store.load_waiting(), marks or {})
+    known_waiting: set[str] = set()
+    if waits_for_users(engine):
+        stored_waiting = store.load_waiting()
+        known_waiting = set(stored_waiting.loc[stored_waiting["reason"] == "unresolved", "user_key"])
+        waiting = set() if retry_waiting else still_unresolved(stored_waiting, marks or {})
     ops = [Op(f"u{i}", "resolve", user_key=k) for i, k in enumerate(k for k in missing if k not in waiting)]
     results = engine.run(ops)
     resolved = {op.user_key: results[op.id].remote_id for op in ops if results[op.id].status == "ok"}
     store.save_users({k: v for k, v in resolved.items() if k and v})
-    new = [str(op.user_key) for op in ops if results[op.id].status == "absent"]
+    absent = [str(op.user_key) for op in ops if results[op.id].status == "absent"]
     if waits_for_users(engine):
         store.clear_waiting([k for k in resolved if k])
-        store.save_waiting("unresolved", {k: (marks or {}).get(k) for k in new})
+        store.save_waiting("unresolved", {k: (marks or {}).get(k) for k in absent})
+    new = [key for key in absent if key not in known_waiting]
     return len(missing) - len(resolved), new
 
 
