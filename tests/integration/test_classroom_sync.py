@@ -167,7 +167,10 @@ def test_converges_with_20_percent_throttling_and_faults(
         summary = run(directory, tmp_path, config(), "r1")
         assert summary["throttles"] > 0 and summary["retries"] > 0
         assert server.counters["faults"] > 0
+        assert summary["failed"] == 0, "a create retried until it went through is no failure"
         assert_converged(directory, server)
+        checked = run(directory, tmp_path, config(), "r1b", force_drift_check=True)
+        assert checked["drift_checked"] and checked["failed"] == 0, "faulty reads do not stop the check"
         server.throttle_rate = server.fault_rate = 0.0
         assert run(directory, tmp_path, config(), "r2")["writes"] == 0
 
