@@ -21,7 +21,10 @@ Faults come from one seeded RNG per server, drawn once per outer request and onc
 sequential client sees the same faults for the same seed. Classroom throttling is ``429 RESOURCE_EXHAUSTED``;
 Directory throttling is ``429`` with reason ``rateLimitExceeded`` (or, with ``directory_throttle_status=403``,
 ``403 userRateLimitExceeded`` — both documented in the Directory limits page and both retried by
-googleapiclient's ``num_retries``). The request logs hold method, path and status only, never bodies.
+googleapiclient's ``num_retries``). With ``quota=ClassroomQuota(...)`` (:mod:`mis_sync.fakes.classroom_quota`)
+every Classroom call also counts against Google's documented per-user and per-project per-minute quotas
+on a moving window, and a call over them is answered 429 as Google does. The request logs hold method,
+path and status only, never bodies.
 """
 
 from __future__ import annotations
