@@ -48,11 +48,14 @@ def three_runs(
     *,
     seed_users: Callable[[Any], None] | None = None,
     around_sync: Callable[[str, bool], None] | None = None,
+    sleep: Callable[[float], None] = lambda _s: None,
+    clock: Callable[[], float] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Summaries of the ``initial``, ``no_change`` and ``changes_100`` runs (timed under those names).
 
     ``seed_users(engine)`` runs once the directory holds the school; ``around_sync(run, done)`` before
-    (``done=False``) and after (``done=True``) each sync, e.g. to reset or read the fake's counters."""
+    (``done=False``) and after (``done=True``) each sync, e.g. to reset or read the fake's counters.
+    ``sleep`` (by default none) and ``clock`` may run the quota pacing on a virtual clock."""
     from upath import UPath
 
     from mis_sync.connections import ConnectionInfo
@@ -73,7 +76,8 @@ def three_runs(
         if around_sync:
             around_sync(run_id, False)
         with watch(run_id):
-            summary = run_target(ctx, target, sleep=lambda _s: None)
+            timing = {"clock": clock} if clock is not None else {}
+            summary = run_target(ctx, target, sleep=sleep, **timing)
         if around_sync:
             around_sync(run_id, True)
         return summary

@@ -122,6 +122,10 @@ def test_accounts_are_created_with_passwords_and_org_units_then_left_alone(
     assert accounts["users_adopted"] == 2 and accounts["users_created"] == len(users) - 2
     assert accounts["users_protected"] == 1 and accounts["users_updated"] == 1
     assert accounts["no_initial_password"] == 0 and summary["unresolved_users"] == 0
+    # a fresh domain: users.insert at once, users.get only for the two inserts answered 409
+    gets = [p for m, p, s in fake.inner_requests if m == "GET" and p.startswith("/admin/directory/v1/users/")]
+    conflicts = [p for m, p, s in fake.inner_requests if m == "POST" and "/users" in p and s == 409]
+    assert len(conflicts) == 2 and len(gets) == 2
     for row in users.to_dict("records"):
         user = fake.state.user_by_email(f"{row['username']}@{DOMAIN}")
         assert user is not None and user["suspended"] is False

@@ -278,12 +278,34 @@ def adapter() -> ClassroomAdapter:
             Outcome("retry", throttled=True),
         ),
         ("remove", _error(503, "UNAVAILABLE"), Outcome("retry")),
-        ("add", _error(409, "ALREADY_EXISTS"), Outcome("ok")),
+        ("add", _error(409, "ALREADY_EXISTS"), Outcome("ok", noop=True)),
         ("find", _error(404, "NOT_FOUND"), Outcome("absent")),
         ("resolve", _error(404, "NOT_FOUND"), Outcome("absent")),
+        # userProfiles.get: "PERMISSION_DENIED ... if no profile exists with the requested ID"
+        (
+            "resolve",
+            _error(403, "PERMISSION_DENIED", "The caller does not have permission"),
+            Outcome("absent"),
+        ),
         ("update", _error(404, "NOT_FOUND"), Outcome("gone", error="NOT_FOUND")),
         ("create", _error(409, "ALREADY_EXISTS"), Outcome("failed", error="ALREADY_EXISTS")),
-        ("archive", _error(400, "FAILED_PRECONDITION", "@CourseNotModifiable no"), Outcome("ok")),
+        ("archive", _error(400, "FAILED_PRECONDITION", "@CourseNotModifiable no"), Outcome("ok", noop=True)),
+        # students.create: FAILED_PRECONDITION "if the requested user's account is disabled" (no @Name)
+        (
+            "add",
+            _error(400, "FAILED_PRECONDITION", "The requested user's account is disabled."),
+            Outcome("pending", error="FAILED_PRECONDITION"),
+        ),
+        (
+            "add",
+            _error(400, "FAILED_PRECONDITION", "@UserAccountDisabled whatever Google calls it"),
+            Outcome("pending", error="FAILED_PRECONDITION"),
+        ),
+        (
+            "add",
+            _error(400, "FAILED_PRECONDITION", "@CourseNotModifiable no"),
+            Outcome("failed", error="FAILED_PRECONDITION:CourseNotModifiable"),
+        ),
         (
             "add",
             _error(400, "FAILED_PRECONDITION", "@CourseMemberLimitReached p.smith@s.example"),

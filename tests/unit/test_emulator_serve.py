@@ -27,10 +27,12 @@ def test_classroom_auto_users_only_for_the_demo_domain() -> None:
     assert status == 200 and found["emailAddress"] == "jsmith@demo.example"
     assert _get(fake, "/v1/userProfiles/jsmith@demo.example")[1]["id"] == found["id"], "made once"
     assert _get(fake, "/admin/directory/v1/users/ajones@demo.example")[0] == 200
-    assert _get(fake, "/v1/userProfiles/jsmith@other.example")[0] == 404
-    assert _get(fake, "/v1/userProfiles/not-an-email")[0] == 404
+    # no profile: 403 PERMISSION_DENIED, as userProfiles.get documents (not 404)
+    assert _get(fake, "/v1/userProfiles/jsmith@other.example")[0] == 403
+    assert _get(fake, "/v1/userProfiles/not-an-email")[0] == 403
+    assert _get(fake, "/admin/directory/v1/users/jsmith@other.example")[0] == 404
     assert len(fake.state.users) == 2
-    assert _get(FakeClassroom(), "/v1/userProfiles/jsmith@demo.example")[0] == 404, "off by default"
+    assert _get(FakeClassroom(), "/v1/userProfiles/jsmith@demo.example")[0] == 403, "off by default"
 
 
 def test_state_round_trip_keeps_sets_and_merges_dicts() -> None:

@@ -182,6 +182,22 @@ class TargetUser(Base):
     resolved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class TargetWaitingUser(Base):
+    """A user the target cannot take yet: ``unresolved`` (no profile / account found) or ``suspended``
+    (the account is disabled). Their memberships wait instead of failing every night."""
+
+    __tablename__ = "directory_target_waiting_users"
+
+    establishment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    """unresolved | suspended"""
+    directory_hash: Mapped[str | None] = mapped_column(String(32))
+    """What the directory said about the user then: a change means "try again"."""
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class TargetTeam(Base):
     """A team MIS Sync asked the target to make from one of its classes (made once, never deleted).
     A team's id is its class's group id, so only the class's key is kept."""

@@ -21,7 +21,10 @@ Faults come from one seeded RNG per server, drawn once per outer request and onc
 sequential client sees the same faults for the same seed. Classroom throttling is ``429 RESOURCE_EXHAUSTED``;
 Directory throttling is ``429`` with reason ``rateLimitExceeded`` (or, with ``directory_throttle_status=403``,
 ``403 userRateLimitExceeded`` — both documented in the Directory limits page and both retried by
-googleapiclient's ``num_retries``). The request logs hold method, path and status only, never bodies.
+googleapiclient's ``num_retries``). With ``quota=ClassroomQuota(...)`` (:mod:`mis_sync.fakes.classroom_quota`)
+every Classroom call also counts against Google's documented per-user and per-project per-minute quotas
+on a moving window, and a call over them is answered 429 as Google does. The request logs hold method,
+path and status only, never bodies.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from email.policy import compat32
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from mis_sync.fakes.classroom_quota import ClassroomQuota
 from mis_sync.fakes.classroom_schema import GoogleError, Response, error_response, invalid, not_found
 from mis_sync.fakes.classroom_state import ClassroomState
 from mis_sync.fakes.classroom_store import ClassroomStore
@@ -50,7 +54,7 @@ CLASSROOM_PREFIX, DIRECTORY_PREFIX = "/v1/", "/admin/directory/v1/"
 JSON_TYPE = "application/json; charset=UTF-8"
 _COUNTERS = (
     "requests", "write_requests", "batches", "inner_requests", "writes", "write_attempts", "throttles",
-    "faults",
+    "faults", "quota_refusals",
 )  # fmt: skip
 
 
@@ -81,6 +85,7 @@ class FakeClassroom(LocalServer):
         teacher_limit: int = 20,
         directory_throttle_status: int = 429,
         auto_users_domain: str | None = None,
+        quota: ClassroomQuota | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -94,6 +99,8 @@ class FakeClassroom(LocalServer):
         self.throttle_next = 0  # the next N requests (outer or inner) are throttled, whatever the rates
         self.max_batch, self.shuffle_batch = max_batch, shuffle_batch
         self.directory_throttle_status = directory_throttle_status
+        self.quota = quota
+        """Google's per-user / per-project per-minute quotas on Classroom calls (off by default)."""
         state = ClassroomState()
         self.classroom = ClassroomStore(
             state, seed=seed, page_size=page_size, member_limit=member_limit, teacher_limit=teacher_limit
@@ -189,6 +196,11 @@ class FakeClassroom(LocalServer):
         api = _api(split.path)
         if api is None:
             return error_response(not_found("Method not found."))
+        refused = self.quota.admit() if self.quota is not None and api == "classroom" else None
+        if refused is not None:  # every Classroom call counts, batched or not
+            self.counters["throttles"] += 1
+            self.counters["quota_refusals"] += 1
+            return error_response(refused)
         injected = self._inject(method, api)
         if injected is not None:
             return injected

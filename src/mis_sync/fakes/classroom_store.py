@@ -12,8 +12,11 @@ one invitation per user and course. Choices where the documentation is silent:
 * The member cap counts students + teachers (1,000); the teacher cap defaults to the stricter 20 of the
   two figures Google's help pages give (20 / 50).
 * Only an ``ARCHIVED`` course is "not modifiable" (roster changes and patches other than ``courseState``).
-* A suspended user cannot own a course or be added (``FAILED_PRECONDITION``); courses may be deleted in
-  any state (the delete method documents no precondition).
+* A suspended user cannot own a course or be added (``FAILED_PRECONDITION`` without a request-error
+  name: the docs list "the requested user's account is disabled" apart from the named errors); courses
+  may be deleted in any state (the delete method documents no precondition).
+* ``userProfiles.get`` answers ``403 PERMISSION_DENIED`` for a user without a profile (documented) and
+  for a user of another domain (the admin may not read it; ``foreign_profiles_visible`` turns that off).
 * There is no caller identity: ``"me"`` is the first seeded admin (the domain-wide-delegation subject) and
   any caller may accept an invitation.
 """
@@ -56,6 +59,10 @@ _ALIAS = re.compile(r"^[dp]:.+$", re.S)
 _CAMEL = re.compile(r"_([a-z])")
 
 
+def _no_profile() -> GoogleError:
+    return GoogleError(403, "PERMISSION_DENIED", "The caller does not have permission")
+
+
 def _not_modifiable() -> GoogleError:
     return precondition("CourseNotModifiable", "The course is not in a modifiable state.")
 
@@ -71,6 +78,7 @@ class ClassroomStore:
         self.page_size, self.member_limit, self.teacher_limit = page_size, member_limit, teacher_limit
         self.schema = SchemaValidator(discovery("classroom", "v1"))
         self._rng = random.Random(seed * 7919 + 23)
+        self.foreign_profiles_visible = False
         self.missing_user: Callable[[str], dict[str, Any] | None] = lambda _key: None
         """Last resort of :meth:`user` (the emulator's auto-created users); ``None``: 404."""
 
@@ -84,6 +92,20 @@ class ClassroomStore:
         if found is None:
             raise not_found()
         return found
+
+    def _profile_user(self, key: str) -> dict[str, Any]:
+        """userProfiles.get answers ``403 PERMISSION_DENIED`` "if no profile exists with the requested ID"
+        (its reference page), not 404; a profile in another domain is not the admin's to read either
+        (unless ``foreign_profiles_visible``)."""
+        try:
+            user = self.user(key)
+        except GoogleError:
+            raise _no_profile() from None
+        me = self.state.users.get(self.state.me or "")
+        foreign = me is not None and _domain(user) != _domain(me)
+        if foreign and not self.foreign_profiles_visible:
+            raise _no_profile()
+        return user
 
     def course(self, key: str) -> dict[str, Any]:
         found = self.state.courses.get(key) or self.state.course_by_alias(key)
@@ -119,7 +141,7 @@ class ClassroomStore:
         if head == "invitations":
             return self._invitations(method, rest, query, body)
         if head == "userProfiles" and len(rest) == 1 and method == "GET":
-            return 200, {}, profile(self.user(rest[0]))
+            return 200, {}, profile(self._profile_user(rest[0]))
         raise not_found("Method not found.")
 
     def _courses(self, method: str, rest: list[str], query: Query, body: Any) -> Response:
@@ -271,8 +293,11 @@ class ClassroomStore:
         raise not_found("Method not found.")
 
     # ---- rosters ----------------------------------------------------------------------------------------
-    def add_member(self, course: dict[str, Any], role: str, key: Any) -> dict[str, Any]:
-        """Add ``key`` as ``"students"`` or ``"teachers"`` with the real API's checks, in the real order."""
+    def add_member(
+        self, course: dict[str, Any], role: str, key: Any, *, invited: bool = False
+    ) -> dict[str, Any]:
+        """Add ``key`` as ``"students"`` or ``"teachers"`` with the real API's checks, in the real order
+        (``invited``: the user accepted an invitation, which is how users of another domain join)."""
         if not key:
             raise invalid("userId: must be specified.")
         if course["courseState"] == "ARCHIVED":
@@ -281,7 +306,7 @@ class ClassroomStore:
         uid, cid = user["id"], course["id"]
         if user.get("suspended"):
             raise precondition(None, "The requested user's account is disabled.")
-        if _domain(user) != _domain(self.state.users.get(course["ownerId"], user)):
+        if not invited and _domain(user) != _domain(self.state.users.get(course["ownerId"], user)):
             # admins add users of their own domain directly; anyone else must be invited [V: the
             # students.create / teachers.create docs]; the error's exact wording is a guess [U]
             raise GoogleError(403, "PERMISSION_DENIED", "@CannotDirectlyAddUser The user must be invited.")
@@ -340,7 +365,8 @@ class ClassroomStore:
             course = self.course(inv["courseId"])
             uid = inv["userId"]
             if inv["role"] != "OWNER" or uid not in self.state.teachers[course["id"]]:
-                self.add_member(course, "students" if inv["role"] == "STUDENT" else "teachers", uid)
+                role = "students" if inv["role"] == "STUDENT" else "teachers"
+                self.add_member(course, role, uid, invited=True)
             if inv["role"] == "OWNER":
                 course["ownerId"] = uid
             del self.state.invitations[inv["id"]]

@@ -117,6 +117,37 @@ def _passwords(engine: Engine, directory_ids: list[int], keys: Sequence[bytes] |
     return found
 
 
+def _insert_first(
+    engine: SyncEngine,
+    store: TargetStore,
+    directory: Engine,
+    unknown: pd.DataFrame,
+    credential_keys: Sequence[bytes] | None,
+    body_for: BodyFor,
+) -> tuple[dict[str, str], set[str]]:
+    """Insert every enabled unknown user that has an initial password, without a look-up first (the
+    target answers an existing account "already exists": a no-op, left for the look-up that adopts it).
+    Returns the accounts made (principal name → id) and the users settled here (made, or refused for
+    another reason: a look-up would not help them)."""
+    enabled = unknown[unknown["enabled"]]
+    secrets = _passwords(directory, [int(i) for i in enabled["directory_id"]], credential_keys)
+    ops = [
+        Op(f"i{i}", "create_user", user_key=row["user_key"], attr_hash=row["attr_hash"],
+           body=body_for(row, secrets[int(row["directory_id"])]))
+        for i, row in enumerate(enabled.to_dict("records"))
+        if int(row["directory_id"]) in secrets
+    ]  # fmt: skip
+    results = engine.run(ops)
+    made = {
+        str(op.user_key): str(results[op.id].remote_id)
+        for op in ops
+        if results[op.id].status == "ok" and results[op.id].remote_id and not results[op.id].noop
+    }
+    store.save_users(made, hashes={op.user_key: op.attr_hash for op in ops if op.user_key in made})
+    settled = {str(op.user_key) for op in ops if not (results[op.id].status == "ok" and results[op.id].noop)}
+    return made, settled
+
+
 def provision(
     engine: SyncEngine,
     store: TargetStore,
@@ -135,6 +166,10 @@ def provision(
         counts["users_protected"] = 0
     # 1. unknown users: look them up first (adopt), create the rest
     unknown = known[known["remote_id"].isna()]
+    inserted: dict[str, str] = {}
+    if getattr(engine.adapter, "insert_first", False):  # no look-up that cannot help on a fresh domain
+        inserted, settled = _insert_first(engine, store, directory, unknown, credential_keys, body_for)
+        unknown = unknown[~unknown["user_key"].isin(settled)]
     # role "account": a provisioning look-up (Google: Directory users.get, which reports isAdmin)
     lookups = [Op(f"l{i}", "resolve", user_key=k, role="account") for i, k in enumerate(unknown["user_key"])]
     results = engine.run(lookups)
@@ -163,7 +198,7 @@ def provision(
         {k: v for k, v in done.items() if k and v},
         hashes={op.user_key: op.attr_hash for op in creates if op.user_key in done},
     )
-    counts["users_created"] = len(done)
+    counts["users_created"] = len(done) + len(inserted)
     # 2. known (or just adopted) users whose names or enabled state differ
     ids = {**dict(zip(stored["user_key"], stored["remote_id"], strict=True)), **adopted}
     hashes = {

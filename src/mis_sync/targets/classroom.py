@@ -4,42 +4,52 @@ A thin adapter on the shared engine (``engine``/``sync``): it only turns an ``Op
 an answer into an ``Outcome``. Mapping (``targets.md`` §3):
 
 - a class is a course created with ``id = "d:<alias>"`` (:func:`course_alias` of the container key),
-  so a rerun can never make a second one: find = ``courses.get(id=alias)``; a create answered
-  ``409 ALREADY_EXISTS`` (an earlier attempt that did land) is looked up by its alias;
+  so a rerun can never make a second one. It is created without a look-up first
+  (``idempotent_create``): a create answered ``409 ALREADY_EXISTS`` (an earlier attempt that did land)
+  is looked up by its alias, and counts as a no-op;
 - role ``member`` → students, ``owner`` → teachers. The desired state leaves owners out of the
   students (``owners_are_members=False``): Classroom refuses one user in both roles;
 - every course is owned (``ownerId``) by the configured owner account, which is also listed as a
-  teacher, so the drift check never takes it for a manual addition;
-- users are resolved by primary email with ``userProfiles.get`` (same API, so one batch);
+  teacher, so the drift check never takes it for a manual addition; ``courses.create`` already makes
+  the owner a teacher, so no ``teachers.create`` is sent for it (``creator_members``);
+- users are resolved by primary email with ``userProfiles.get`` (same API, so one batch). It answers
+  ``403 PERMISSION_DENIED`` when no profile exists (documented): the user is ``absent`` (unresolved),
+  not a failure. Users of another domain are invited by email (``invitations.create``), never looked
+  up first (``direct_user_id``): the admin may not be allowed to read their profile;
+- ``students.create`` / ``teachers.create`` / ``invitations.create`` answered ``FAILED_PRECONDITION``
+  without one of the documented request-error names means the user's account is disabled
+  (suspended): ``pending`` until the account is active, not a failure;
 - year end: ``courseState=ARCHIVED`` (and the name prefixed if configured), never a delete; an
   archived class that is back in the MIS is made ``ACTIVE`` again by its next update;
 - accounts (``provision_accounts``, ``targets.md`` §4), on the Admin SDK Directory in batches of their
   own (a batch targets one API): a provisioning look-up (``resolve`` with role ``account``) is
   ``users.get`` (404 → absent; ``isAdmin`` → ``protected``, never changed), ``create_user`` is
-  ``users.insert``, ``update_user`` is ``users.patch`` (names, ``suspended``, ``orgUnitPath``).
+  ``users.insert`` (sent without a look-up first, ``insert_first``: a 409 is looked up and adopted),
+  ``update_user`` is ``users.patch`` (names, ``suspended``, ``orgUnitPath``).
 
 Answers: 429 / ``RESOURCE_EXHAUSTED`` / rate-limit 403 and 5xx → retry (the engine backs off and
-paces to ``requests_per_minute``); ``ALREADY_EXISTS`` on students/teachers create → done;
-``NOT_FOUND`` on a roster delete → done, once the course itself is confirmed to exist (else it is
-``gone`` and forgotten, so the next run makes it again). ``fields`` masks keep names and emails out of
-the answers where the API allows it.
+paces to ``requests_per_minute``; follow-up pages and course checks are paced too);
+``ALREADY_EXISTS`` on students/teachers create → done, a no-op; ``NOT_FOUND`` on a roster delete →
+done (a no-op), once the course itself is confirmed to exist (else it is ``gone`` and forgotten, so the
+next run makes it again). ``fields`` masks keep names and emails out of the answers where the API
+allows it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mis_sync.targets.classroom_reads import MAX_BATCH, Cursor, FollowUps
 from mis_sync.targets.desired import Naming, principal
-from mis_sync.targets.engine import WRITE_ACTIONS, Op, Outcome, TransientError
+from mis_sync.targets.engine import WRITE_ACTIONS, Op, Outcome
 
 if TYPE_CHECKING:
     from mis_sync.targets.settings import GoogleClassroomTarget
 
-MAX_BATCH = 50
-"""Classroom's documented maximum per batch (the library would allow 1,000)."""
+__all__ = ["MAX_BATCH", "ClassroomAdapter", "classroom_naming", "course_alias"]
 MAX_ALIAS = 256
 PAGE_SIZE = 1000
 """Asked for when reading rosters (a course holds at most 1,000 members); the server may send fewer."""
@@ -48,6 +58,14 @@ _CHECKED = frozenset({"ALREADY_EXISTS", "NOT_FOUND"})
 """Failures of create / add / remove that need a ``courses.get`` before they mean anything."""
 _NAME_MAX = 60
 """Directory ``name.givenName`` / ``name.familyName`` limit."""
+REQUEST_ERRORS = frozenset(
+    {
+        "CourseMemberLimitReached", "CourseNotModifiable", "CourseTeacherLimitReached",
+        "UserGroupsMembershipLimitReached", "InactiveCourseOwner", "CourseTitleCannotContainUrl",
+    }
+)  # fmt: skip
+"""The named FAILED_PRECONDITION request errors of roster and invitation calls; without one of these
+the answer means "the requested user's account is disabled" (the methods' reference pages)."""
 
 
 def _is_directory(op: Op) -> bool:
@@ -95,9 +113,15 @@ def _code(exc: Any) -> str:
     return f"{code}:{name}" if name else code
 
 
-class ClassroomAdapter:
+class ClassroomAdapter(FollowUps):
     target = "google_classroom"
     max_batch = MAX_BATCH
+    idempotent_create = True
+    """A create carries its alias: repeating it is answered ALREADY_EXISTS, so no look-up first."""
+    insert_first = True
+    """Directory users.insert answers 409 for an existing account: insert first, look up on 409."""
+    waits_for_users = True
+    """Unresolved and suspended users wait (``targets.waiting``) instead of failing every night."""
 
     def __init__(
         self,
@@ -117,6 +141,7 @@ class ClassroomAdapter:
         self.rename_on_archive = rename_on_archive
         self.requests_per_minute = requests_per_minute
         self.counters = {"requests": 0, "write_requests": 0, "inner_requests": 0}
+        self._cursors: dict[Op, Cursor] = {}
         self._courses = transport.service.courses()
         directory = getattr(transport, "directory", None)
         self._users = directory.users() if directory is not None else None
@@ -166,6 +191,17 @@ class ClassroomAdapter:
             return self._users.insert(body=op.body, fields="id")
         return self._users.patch(userKey=op.user_id, body=op.body, fields="id")
 
+    @property
+    def creator_members(self) -> tuple[tuple[str, str], ...]:
+        """(user_key, role) every course this adapter creates already has: ``courses.create`` makes
+        the owner a teacher, so a ``teachers.create`` for it would only be refused ALREADY_EXISTS."""
+        return ((self.owner, "owner"),)
+
+    def direct_user_id(self, user_key: str) -> str | None:
+        """An id usable without a look-up: invitations take the email, so a user of another domain is
+        never looked up (the admin may not be allowed to read the profile)."""
+        return user_key if self.invited_not_listed(user_key) else None
+
     def needs_invitation(self, op: Op) -> bool:
         return self.invited_not_listed(op.user_key or "")
 
@@ -181,13 +217,17 @@ class ClassroomAdapter:
         return self._courses.teachers() if role == "owner" else self._courses.students()
 
     def read_request(self, op: Op, page_token: str | None = None) -> Any:
-        field = "teachers" if op.role == "owner" else "students"
         return self._roster(op.role).list(
             courseId=op.container_id,
             pageSize=PAGE_SIZE,
             pageToken=page_token,
-            fields=f"{field}/userId,nextPageToken",
+            fields=f"{self.roster_field(op)}/userId,nextPageToken",
         )
+
+    def course_request(self, op: Op) -> Any:
+        """The ``courses.get`` behind an ambiguous answer: by alias for a create, else by id."""
+        key = course_alias(op.container_key or "") if op.action == "create" else op.container_id
+        return self._courses.get(id=key, fields="id")
 
     def request(self, op: Op) -> Any:
         """The HttpRequest for one op (not sent: the batch sends it)."""
@@ -195,7 +235,7 @@ class ClassroomAdapter:
         if _is_directory(op):
             return self._directory_request(op)
         if op.action == "read":
-            return self.read_request(op)
+            return self.read_request(op, self.page_token(op))
         if op.action == "resolve":
             return self.transport.service.userProfiles().get(userId=op.user_key, fields="id")
         if op.action == "find":
@@ -213,7 +253,7 @@ class ClassroomAdapter:
         if op.action == "add" and self.needs_invitation(op):
             role = "TEACHER" if op.role == "owner" else "STUDENT"
             body = {"courseId": cid, "userId": op.user_id, "role": role}
-            return self.transport.service.invitations().create(body=body, fields="id")
+            return self.transport.service.invitations().create(body=body, fields="id,userId")
         if op.action == "add":
             return self._roster(op.role).create(courseId=cid, body={"userId": op.user_id}, fields="userId")
         if op.action == "remove":
@@ -265,7 +305,7 @@ class ClassroomAdapter:
             calls, writes=any(op.action in WRITE_ACTIONS for op in ops), directory=apis == {True}
         )
         outcomes: dict[str, Outcome] = {}
-        pages: dict[str, tuple[Op, list[str], str]] = {}
+        pages: dict[Op, Cursor] = {}
         checks: list[Op] = []
         for index, op in enumerate(ops):
             response, error = answers.get(str(index), (None, None))
@@ -277,23 +317,16 @@ class ClassroomAdapter:
                 if failed and not _is_directory(op):
                     checks.append(op)  # a create that landed before, or a roster change on a lost course
             elif op.action == "read":
-                items = [str(m["userId"]) for m in (response or {}).get(self._field(op), [])]
-                token = (response or {}).get("nextPageToken")
-                if token:
-                    pages[op.id] = (op, items, str(token))
-                else:
-                    outcomes[op.id] = Outcome("ok", items=tuple(items))
+                done = self.read_answer(op, response, pages)
+                if done is not None:
+                    outcomes[op.id] = done
             else:
                 outcomes[op.id] = self.success(op, response)
         if checks:
-            outcomes.update(self._check_courses(checks, outcomes))
+            outcomes.update(self.check_courses(checks, outcomes))
         if pages:
-            outcomes.update(self._more_pages(pages))
+            outcomes.update(self.more_pages(pages))
         return outcomes
-
-    @staticmethod
-    def _field(op: Op) -> str:
-        return "teachers" if op.role == "owner" else "students"
 
     def success(self, op: Op, response: Any) -> Outcome:
         if op.action == "resolve" and op.role == "account":
@@ -303,6 +336,9 @@ class ClassroomAdapter:
         if op.action in ("find", "create", "resolve", "create_user"):
             remote = (response or {}).get("id")
             return Outcome("ok", remote_id=str(remote)) if remote else Outcome("retry")
+        if op.action == "add" and self.needs_invitation(op):  # the invitation names the user's id
+            remote = (response or {}).get("userId")
+            return Outcome("ok", remote_id=str(remote) if remote else None)
         return Outcome("ok")
 
     def failure(self, op: Op, error: Any) -> Outcome:
@@ -314,81 +350,19 @@ class ClassroomAdapter:
         if status >= 500 or status == 408:
             return Outcome("retry")
         if status == 409 or google == "ALREADY_EXISTS":
-            return Outcome("ok") if op.action == "add" else Outcome("failed", error="ALREADY_EXISTS")
+            if op.action in ("add", "create_user"):  # an account that exists is looked up, adopted
+                return Outcome("ok", noop=True)
+            return Outcome("failed", error="ALREADY_EXISTS")
         if status == 404:
             if op.action in ("find", "resolve"):
                 return Outcome("absent")
             if op.action in ("update", "archive", "read"):
                 return Outcome("gone", error="NOT_FOUND")
             return Outcome("failed", error="NOT_FOUND")
+        if op.action == "resolve" and op.role != "account" and google == "PERMISSION_DENIED":
+            return Outcome("absent")  # userProfiles.get: "no profile exists with the requested ID"
+        if op.action == "add" and google == "FAILED_PRECONDITION" and name not in REQUEST_ERRORS:
+            return Outcome("pending", error="FAILED_PRECONDITION")  # the user's account is disabled
         if op.action == "archive" and name == "CourseNotModifiable":
-            return Outcome("ok")  # already archived (an earlier attempt landed)
+            return Outcome("ok", noop=True)  # already archived (an earlier attempt landed)
         return Outcome("failed", error=_code(error))
-
-    def _check_courses(self, ops: list[Op], first: dict[str, Outcome]) -> dict[str, Outcome]:
-        """``courses.get`` for creates answered ALREADY_EXISTS (→ its id) and roster changes answered
-        NOT_FOUND (the course is there → the user was not / is gone; it is not → ``gone``)."""
-        out: dict[str, Outcome] = {}
-
-        def settle(op: Op, response: Any, error: Any) -> Outcome:
-            if error is not None:
-                again = self.failure(Op(op.id, "find"), error)
-                if again.status == "absent":  # the course is not there
-                    return Outcome("retry") if op.action == "create" else Outcome("gone", error="NOT_FOUND")
-                return again if again.status == "retry" else first[op.id]
-            if op.action == "create":
-                return Outcome("ok", remote_id=str((response or {}).get("id")))
-            return Outcome("ok") if op.action == "remove" else first[op.id]
-
-        def lookup(op: Op) -> Any:
-            key = course_alias(op.container_key or "") if op.action == "create" else op.container_id
-            return self._courses.get(id=key, fields="id")
-
-        self._follow_up(ops, lookup, settle, out)
-        return out
-
-    def _more_pages(self, pages: dict[str, tuple[Op, list[str], str]]) -> dict[str, Outcome]:
-        """Further roster pages, batched; a read whose page fails is retried whole by the engine."""
-        out: dict[str, Outcome] = {}
-        while pages:
-            ops = [op for op, _, _ in pages.values()]
-            answered: dict[str, Outcome] = {}
-
-            def settle(op: Op, response: Any, error: Any) -> Outcome:
-                if error is not None:
-                    return self.failure(op, error)
-                _, items, _ = pages[op.id]
-                items.extend(str(m["userId"]) for m in (response or {}).get(self._field(op), []))
-                token = (response or {}).get("nextPageToken")
-                if token:
-                    pages[op.id] = (op, items, str(token))
-                    return Outcome("retry", error="more")
-                return Outcome("ok", items=tuple(items))
-
-            self._follow_up(ops, lambda op: self.read_request(op, pages[op.id][2]), settle, answered)
-            for op_id, outcome in answered.items():
-                if outcome.error != "more":
-                    out[op_id] = outcome
-                    pages.pop(op_id, None)
-        return out
-
-    def _follow_up(
-        self,
-        ops: list[Op],
-        build: Callable[[Op], Any],
-        settle: Callable[[Op, Any, Any], Outcome],
-        out: dict[str, Outcome],
-    ) -> None:
-        for start in range(0, len(ops), MAX_BATCH):
-            part = ops[start : start + MAX_BATCH]
-            try:
-                answers = self._execute([(str(i), build(op)) for i, op in enumerate(part)], writes=False)
-            except TransientError as exc:
-                for op in part:
-                    out[op.id] = Outcome("retry", retry_after=exc.retry_after, throttled=exc.throttled)
-                continue
-            for i, op in enumerate(part):
-                if str(i) in answers:
-                    out[op.id] = settle(op, *answers[str(i)])
-                else:
-                    out[op.id] = Outcome("retry")

@@ -1,4 +1,5 @@
-"""Making containers and their teams exist: find before create, teams once the owners are in.
+"""Making containers and their teams exist: find before create (or, where the create carries its own
+idempotency key, create directly), teams once the owners are in.
 
 A create that failed in a way that may still have been applied (a 5xx, a timeout) is not simply
 re-sent: the next round looks it up again by its key first. A create refused with a ``Retry-After``
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mis_sync.targets.creates import create_directly
 from mis_sync.targets.engine import GAVE_UP, Engine, Op, Outcome
 from mis_sync.targets.store import TargetStore
 
@@ -57,6 +59,8 @@ def ensure_containers(
     """Find each class by its key before creating it. A create that failed in a way that may still
     have been applied (a 5xx, a timeout) is not simply re-sent: the next round looks it up again."""
     rows = {r["key"]: r for r in creates.to_dict("records")}
+    if getattr(engine.adapter, "idempotent_create", False):  # Classroom: the alias makes a repeat a 409
+        return create_directly(engine, store, rows, lambda i, row: container_op(f"c{i}", "create", row))
     found: dict[str, str] = {}
     created: dict[str, str] = {}
     todo = list(rows)

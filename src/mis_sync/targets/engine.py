@@ -78,9 +78,11 @@ class Op:
 
 @dataclass(frozen=True)
 class Outcome:
-    status: Literal["ok", "absent", "gone", "retry", "failed"]
+    status: Literal["ok", "absent", "gone", "retry", "failed", "pending"]
     """ok: done (or already so); absent: looked up, not there; gone: the container no longer exists;
-    retry: throttled or transient; failed: refused (``error`` says why, as an API code)."""
+    retry: throttled or transient; failed: refused (``error`` says why, as an API code); pending: not
+    possible until the user's account is usable (Classroom: a suspended account), neither a failure
+    nor worth retrying in this run."""
     remote_id: str | None = None
     retry_after: float | None = None
     throttled: bool = False
@@ -195,6 +197,9 @@ class Engine:
         self._due = 0.0
         self._failing: set[tuple[str, str | None, str | None, str | None]] = set()
         """Changes whose latest outcome is a failure: ``stats["failed"]`` is its size."""
+        attach = getattr(self.adapter, "attach_pacing", None)
+        if attach is not None:  # an adapter's own follow-up calls (further pages, checks) are paced too
+            attach(self._pace)
 
     def _pace(self, calls: int) -> None:
         """Virtual scheduling: one batch may go at once, then calls leave at the configured rate, so

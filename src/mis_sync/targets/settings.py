@@ -210,8 +210,9 @@ class GoogleClassroomTarget(_Strict):
     """Airflow pool capping concurrent Classroom work; the quota is per impersonated user, so give it
     one slot per ``subject`` (or keep slots x requests_per_minute within 1,200)."""
     requests_per_minute: Annotated[int, Field(ge=10, le=3000)] = 1000
-    """Pacing per task: Classroom allows 1,200 calls per minute per user (a 60 s moving average);
-    1,000 leaves room for the admin's own use. Every call in a batch counts."""
+    """Pacing per task: Classroom allows 1,200 calls per minute per user and 3,000 per project (a 60 s
+    moving average; the project's share is split between every school syncing with the same service
+    account); 1,000 leaves room for the admin's own use. Every call in a batch counts."""
     provision_accounts: bool = False
     """Also create, update and suspend the Workspace users themselves (Admin SDK Directory; else they
     must already exist, e.g. from Google Cloud Directory Sync). New accounts get the user's stored

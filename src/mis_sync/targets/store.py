@@ -22,11 +22,13 @@ from mis_sync.directory.schema import (
     TargetSyncState,
     TargetTeam,
     TargetUser,
+    TargetWaitingUser,
 )
 from mis_sync.directory.state import query_frame
 
 STORED_CONTAINER_COLUMNS = ["key", "remote_id", "attr_hash", "status"]
 STORED_MEMBERSHIP_COLUMNS = ["container_key", "user_key", "role", "state"]
+WAITING_COLUMNS = ["user_key", "reason", "directory_hash"]
 _CHUNK = 400  # keys per IN (…) clause: far below SQLite's 32,766 bound parameters
 
 
@@ -127,6 +129,38 @@ class TargetStore:
         with self.engine.begin() as conn:
             for part in _chunks(keys):
                 conn.execute(delete(TargetUser).where(self._where(TargetUser), TargetUser.user_key.in_(part)))
+
+    def load_waiting(self) -> pd.DataFrame:
+        """user_key, reason (unresolved | suspended), directory_hash of the users the target cannot
+        take yet."""
+        with self.engine.connect() as conn:
+            statement = select(*(getattr(TargetWaitingUser, c) for c in WAITING_COLUMNS)).where(
+                self._where(TargetWaitingUser)
+            )
+            return query_frame(conn, statement, WAITING_COLUMNS)
+
+    def save_waiting(self, reason: str, users: dict[str, str | None]) -> None:
+        """Record users (principal name → the directory's hash of them) as waiting for ``reason``."""
+        self.clear_waiting(list(users))
+        if users:
+            now = _now()
+            rows = [
+                self._row(user_key=key, reason=reason, directory_hash=mark, since=now)
+                for key, mark in users.items()
+            ]
+            with self.engine.begin() as conn:
+                conn.execute(insert(TargetWaitingUser), rows)
+
+    def clear_waiting(self, user_keys: list[str]) -> None:
+        if not user_keys:
+            return
+        with self.engine.begin() as conn:
+            for part in _chunks(user_keys):
+                conn.execute(
+                    delete(TargetWaitingUser).where(
+                        self._where(TargetWaitingUser), TargetWaitingUser.user_key.in_(part)
+                    )
+                )
 
     def save_containers(self, rows: list[dict[str, Any]]) -> None:
         """Upsert containers: each row has key, remote_id, attr_hash, status."""
