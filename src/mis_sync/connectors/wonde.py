@@ -28,6 +28,7 @@ from typing import Any
 
 import pandas as pd
 
+from mis_sync.academic_year import academic_year
 from mis_sync.connectors.base import ExtractError
 from mis_sync.connectors.delta import ChangeSet, CursorError, DeltaConnector, DeltaState
 from mis_sync.connectors.http_api import ApiClient, ApiResponse, HttpApiConnector, load_api_spec
@@ -50,13 +51,7 @@ DELETION_TYPES = {"student": "pupils", "contact": "contacts", "group": "groups",
 """``/deletions?type=…`` → the entity whose rows go [U: payload shape]. Employees are read in full."""
 
 
-def academic_year(at: pd.Timestamp) -> str:
-    """``2025/26`` for the English academic year (from 1 September, as the generator) holding ``at``."""
-    first = at.year if at.month >= 9 else at.year - 1
-    return f"{first}/{(first + 1) % 100:02d}"
-
-
-def derive_group_context(extract: Extract) -> Extract:
+def derive_group_context(extract: Extract, country: str = "england") -> Extract:
     """Aggregators give no group year or academic year: take the pupils' year when every pupil member
     shares one (else a year group's own code), and the academic year of the snapshot. Run on the
     whole snapshot, so a merged delta gets exactly what a full read would."""
@@ -69,7 +64,7 @@ def derive_group_context(extract: Extract) -> Extract:
     derived = groups["mis_id"].map(per_group).astype("string")
     own = normalise_year_group(groups["code"].fillna(groups["name"]).astype("string"), {})
     groups["year_group"] = derived.where(derived.notna() | (groups["kind"] != "year"), own)
-    groups["academic_year"] = academic_year(extract.snapshot_at)
+    groups["academic_year"] = academic_year(extract.snapshot_at, country)
     t["groups"] = ENTITIES["groups"].coerce(groups)
     return Extract(tables=t, snapshot_at=extract.snapshot_at, source=extract.source)
 
@@ -245,7 +240,7 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
         return tables
 
     def finish(self, extract: Extract) -> Extract:
-        return super().finish(derive_group_context(extract))
+        return super().finish(derive_group_context(extract, self.country))
 
     def _check_counts(self, client: ApiClient, raw: dict[str, list[dict[str, Any]]]) -> None:
         """A last page that lost records looks like any last page; ``/counts`` says how many there
@@ -307,4 +302,4 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
         return changes, {"updated_after": snapshot.isoformat()}
 
 
-__all__ = ["WondeConnector", "academic_year", "derive_group_context"]
+__all__ = ["WondeConnector", "derive_group_context"]
