@@ -7,6 +7,7 @@ code (read "absent", then insert) fails every time and the fixed code must let b
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -31,10 +32,8 @@ HOLD = 3.0
 
 def _held_at_barrier(real: Callable[..., Any], barrier: threading.Barrier) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):  # the other run waits on our lock
             barrier.wait(timeout=HOLD)
-        except threading.BrokenBarrierError:
-            pass  # the other run is waiting on our lock: go on alone
         return real(*args, **kwargs)
 
     return wrapper
