@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -143,3 +145,52 @@ def test_two_runs_recording_the_same_new_findings_both_finish(
         assert {len(frame) for frame in results.values()} == {3}
     finally:
         engine.dispose()
+
+
+def test_two_schools_first_runs_at_once_on_a_fresh_directory(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two schools' whole first runs (``misync run``) side by side on one empty PostgreSQL directory,
+    their migrations forced to meet: before the fix one run died on ``DuplicateTable``."""
+    from cryptography.fernet import Fernet
+
+    from mis_sync.cli import main
+    from tests.helpers import REPO, TINY
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY",
+        json.dumps({"conn_type": "generic", "password": Fernet.generate_key().decode()}),
+    )
+    template = (REPO / "include" / "establishments" / "demo-academy.yaml").read_text(encoding="utf-8")
+    configs = []
+    for school in ("north-academy", "south-academy"):
+        path = tmp_path / f"{school}.yaml"
+        path.write_text(template.replace("demo-academy", school), encoding="utf-8")
+        configs.append(path)
+    barrier = threading.Barrier(2)
+    monkeypatch.setattr(
+        directory_db.command, "upgrade", _held_at_barrier(directory_db.command.upgrade, barrier)
+    )
+    codes: dict[str, int] = {}
+
+    def first_run(config: Path) -> None:
+        work = tmp_path / f"work-{config.stem}"
+        argv = [
+            "run",
+            str(config),
+            "--input",
+            str(TINY),
+            "--directory-url",
+            postgres_url,
+            "--work-dir",
+            str(work),
+        ]
+        codes[config.stem] = main(argv)
+
+    assert _together(*(lambda config=config: first_run(config) for config in configs)) == []
+    assert codes == {"north-academy": 0, "south-academy": 0}
+    engine = make_engine(postgres_url)
+    with engine.connect() as connection:
+        schools = connection.execute(select(SyncState.establishment_id).order_by(SyncState.establishment_id))
+        assert list(schools.scalars()) == ["north-academy", "south-academy"]
+    engine.dispose()
