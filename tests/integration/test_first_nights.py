@@ -147,14 +147,37 @@ def test_two_runs_recording_the_same_new_findings_both_finish(
         engine.dispose()
 
 
+def _first_run_process(argv: list[str], meet: Any, upgrade_barrier: Any) -> None:
+    """A child process: one school's ``misync run``; its first migrate() meets the other run's."""
+    import sys
+
+    from mis_sync.cli import main
+
+    real_config, real_upgrade = directory_db.alembic_config, directory_db.command.upgrade
+    first = [True]
+
+    def config_after_meeting() -> Any:
+        if first[0]:  # only the run's first migrate() waits for the other run
+            first[0] = False
+            with contextlib.suppress(threading.BrokenBarrierError):
+                meet.wait(timeout=180)
+        return real_config()
+
+    directory_db.alembic_config = config_after_meeting  # type: ignore[assignment]
+    directory_db.command.upgrade = _held_at_barrier(real_upgrade, upgrade_barrier)  # type: ignore[assignment]
+    sys.exit(main(argv))
+
+
 def test_two_schools_first_runs_at_once_on_a_fresh_directory(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two schools' whole first runs (``misync run``) side by side on one empty PostgreSQL directory,
-    their migrations forced to meet: before the fix one run died on ``DuplicateTable``."""
+    """Two schools' whole first runs (``misync run``, two processes as two DAG runs are) side by side
+    on one empty PostgreSQL directory, their migrations made to meet: before the fix one run died on
+    ``DuplicateTable`` (exit 4, an unexpected error)."""
+    import multiprocessing
+
     from cryptography.fernet import Fernet
 
-    from mis_sync.cli import main
     from tests.helpers import REPO, TINY
 
     monkeypatch.setenv(
@@ -162,19 +185,13 @@ def test_two_schools_first_runs_at_once_on_a_fresh_directory(
         json.dumps({"conn_type": "generic", "password": Fernet.generate_key().decode()}),
     )
     template = (REPO / "include" / "establishments" / "demo-academy.yaml").read_text(encoding="utf-8")
-    configs = []
+    processes = multiprocessing.get_context("fork")
+    meet, upgrade_barrier = processes.Barrier(2), processes.Barrier(2)
+    runs = {}
     for school in ("north-academy", "south-academy"):
-        path = tmp_path / f"{school}.yaml"
-        path.write_text(template.replace("demo-academy", school), encoding="utf-8")
-        configs.append(path)
-    barrier = threading.Barrier(2)
-    monkeypatch.setattr(
-        directory_db.command, "upgrade", _held_at_barrier(directory_db.command.upgrade, barrier)
-    )
-    codes: dict[str, int] = {}
-
-    def first_run(config: Path) -> None:
-        work = tmp_path / f"work-{config.stem}"
+        config = tmp_path / f"{school}.yaml"
+        config.write_text(template.replace("demo-academy", school), encoding="utf-8")
+        work = tmp_path / f"work-{school}"
         argv = [
             "run",
             str(config),
@@ -185,10 +202,15 @@ def test_two_schools_first_runs_at_once_on_a_fresh_directory(
             "--work-dir",
             str(work),
         ]
-        codes[config.stem] = main(argv)
-
-    assert _together(*(lambda config=config: first_run(config) for config in configs)) == []
-    assert codes == {"north-academy": 0, "south-academy": 0}
+        runs[school] = processes.Process(target=_first_run_process, args=(argv, meet, upgrade_barrier))
+    for process in runs.values():
+        process.start()
+    for process in runs.values():
+        process.join(timeout=600)
+    assert {school: process.exitcode for school, process in runs.items()} == {
+        "north-academy": 0,
+        "south-academy": 0,
+    }
     engine = make_engine(postgres_url)
     with engine.connect() as connection:
         schools = connection.execute(select(SyncState.establishment_id).order_by(SyncState.establishment_id))
