@@ -131,3 +131,46 @@ def test_every_exit_code_is_in_the_help_and_the_readme(capsys: pytest.CaptureFix
     for code in cli_errors.EXIT_CODES:
         assert f"\n  {code} " in text
         assert f"| {code} |" in readme
+
+
+def test_rotate_keys_all_rotates_every_school_in_one_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from mis_sync.directory.credentials import store_initial_passwords
+    from mis_sync.directory.db import migrate
+    from mis_sync.directory.schema import User
+
+    folder = tmp_path / "establishments"
+    folder.mkdir()
+    template = (REPO / "include" / "establishments" / "demo-academy.yaml").read_text(encoding="utf-8")
+    schools = ("north-academy", "south-academy")
+    for school in schools:
+        (folder / f"{school}.yaml").write_text(template.replace("demo-academy", school), encoding="utf-8")
+    monkeypatch.setenv("MISYNC_ESTABLISHMENTS_DIR", str(folder))
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    now = datetime(2026, 9, 1, tzinfo=UTC)
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as connection:
+        for n, school in enumerate(schools):
+            rows = [
+                {"establishment_id": school, "person_kind": "pupil", "mis_id": f"P{i}", "role": "pupil",
+                 "username": f"u{n}{i}", "display_name": "x", "status": "active", "created_at": now,
+                 "updated_at": now}
+                for i in range(n + 2)
+            ]  # fmt: skip
+            connection.execute(insert(User), rows)
+        ids = list(connection.execute(select(User.id).order_by(User.id)).scalars())
+        store_initial_passwords(connection, ids, [f"pw{i}" for i in ids], [old], "run-1", now)
+    engine.dispose()
+
+    _use_keys(monkeypatch, new, old)
+    assert main(["rotate-keys", "--all", "--directory-url", url, "--actor", "it-admin"]) == 0
+    out = capsys.readouterr().out
+    assert "north-academy: re-encrypted 2" in out and "south-academy: re-encrypted 3" in out
+    assert all(decrypt_password(token, [new]).startswith("pw") for token in _tokens(url))
