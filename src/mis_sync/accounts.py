@@ -199,7 +199,7 @@ def _allocate(new: pd.DataFrame, state: DirectoryState, config: Establishment, a
             parts.append(emails.mask(clash, pd.NA))
             continue
         policy = config.usernames.for_role(str(role))
-        parts.append(allocate_usernames(rows, policy, taken, as_of=as_of.date()))
+        parts.append(allocate_usernames(rows, policy, taken, as_of=as_of.date(), country=config.country))
     return pd.concat(parts).reindex(new.index)
 
 

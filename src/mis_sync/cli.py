@@ -12,8 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mis_sync.cli_errors import exit_codes_help, run_guarded
+from mis_sync.cli_keys import cmd_rotate_keys
 from mis_sync.config import ConfigError, Establishment, discover, load_establishment
-from mis_sync.errors import MisSyncError
 from mis_sync.paths import establishments_dir
 
 
@@ -154,7 +155,7 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from mis_sync.quality import QualityStop, check_extract
 
     source = ConnectionInfo(conn_id="cli", extra={"path": str(Path(args.input).resolve())})
-    extract = connector_for(args.format, source, {}).extract()
+    extract = connector_for(args.format, source, {}, country=args.country).extract()
     stopped: str | None = None
     try:
         findings = check_extract(extract, country=args.country).findings
@@ -293,7 +294,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="misync", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="misync",
+        description=__doc__,
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     gen = sub.add_parser("generate", help="write a synthetic school (or trust) in the file-drop format")
@@ -384,6 +390,17 @@ def build_parser() -> argparse.ArgumentParser:
     ren.add_argument("--directory-url")
     ren.set_defaults(func=cmd_rename_user)
 
+    rot = sub.add_parser(
+        "rotate-keys",
+        help="re-encrypt stored initial passwords under the first key of the key connection (audit-logged)",
+    )
+    which = rot.add_mutually_exclusive_group(required=True)
+    which.add_argument("establishment", nargs="?", help="establishment id or YAML path")
+    which.add_argument("--all", action="store_true", help="every establishment that issues passwords")
+    rot.add_argument("--actor", help="who is rotating (default: the OS user)")
+    rot.add_argument("--directory-url")
+    rot.set_defaults(func=cmd_rotate_keys)
+
     sub.add_parser("sources", help="the supported MISs, their routes and what each provides").set_defaults(
         func=cmd_sources
     )
@@ -396,12 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: ``cli_errors.EXIT_CODES`` (listed by ``misync --help``); never a traceback."""
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (MisSyncError, ConfigError, ValueError) as exc:
-        print(f"misync: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    return run_guarded(lambda: args.func(args))
 
 
 if __name__ == "__main__":

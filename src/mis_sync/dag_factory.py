@@ -80,7 +80,7 @@ def doc_md(config: Establishment, source: Path) -> str:
 | DfE LAESTAB | `{config.laestab}` |
 | MIS | `{config.mis.type}`{via} (connection `{config.mis.connection_id}`) |
 | Mode | `{config.mode}` |
-| Schedule | `{config.schedule}` ({TIMEZONE}) |
+| Schedule | `{config.cron}` ({TIMEZONE}{"" if config.schedule else ", spread default"}) |
 | Directory | connection `{config.directory.connection_id}` |
 | Config file | `{source.name}` |
 
@@ -149,7 +149,7 @@ def build_dag(config: Establishment, source: Path) -> DAG:
     with DAG(
         dag_id=config.dag_id,
         description=f"MIS → directory sync for {config.name}",
-        schedule=CronTriggerTimetable(config.schedule, timezone=TIMEZONE),
+        schedule=CronTriggerTimetable(config.cron, timezone=TIMEZONE),
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,

@@ -11,6 +11,7 @@ No function here puts an identifier value into an exception message: UPNs and SC
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from typing import Final, Literal
 
 import pandas as pd
@@ -25,27 +26,32 @@ _UPN_LENGTH: Final = 13
 UpnProblem = Literal["length", "characters", "check_letter", "la_code"]
 ScnProblem = Literal["length", "characters", "check_digit"]
 
-# Census list of post-April-1999 LA and pseudo-LA codes (census error 1530), as published by Arbor.
-# python-stdnum's older list lacks 001-005, 660-681 (Wales) and 701-708, so it is not used.
-_LA_CODE_RANGES: Final = (
-    "001-005, 201-213, 301-320, 330-336, 340-344, 350-359, 370-373, 380-384, 390-394, 420, "
-    "660-681, 701-708, 800-803, 805-808, 810-813, 815, 816, 820-823, 825, 826, 830, 831, 835-837, "
-    "840, 841, 845, 846, 850-852, 855-857, 860, 861, 865-896, 908, 909, 916, 919, 921, 925, 926, 928, "
-    "929, 931, 933, 935-938"
-)
+LA_CODES_RESOURCE: Final = "data/la_codes.txt"
+"""The LA code list, kept as data with its sources and date in its header (census rule 1530)."""
 
 
-def _expand_ranges(spec: str) -> frozenset[str]:
-    """Expand ``"001-005, 420"`` into 3-digit strings; kept as text so the list reads like the source."""
+def parse_la_codes(text: str) -> frozenset[str]:
+    """Expand the list's lines (``"001-005"``, ``"838  # Dorset"``) into 3-digit strings.
+
+    Kept as ranges so the file reads like its sources; a line that is not a code or range raises
+    ``ValueError`` naming the line, so a bad edit to the list fails loudly at import.
+    """
     codes: set[str] = set()
-    for part in spec.split(","):
-        low, _, high = part.strip().partition("-")
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        low, dash, high = line.partition("-")
+        if not all(part.isdigit() and len(part) == 3 for part in ([low, high] if dash else [low])):
+            raise ValueError(f"{LA_CODES_RESOURCE} line {number}: expected NNN or NNN-NNN")
         codes.update(f"{n:03d}" for n in range(int(low), int(high or low) + 1))
     return frozenset(codes)
 
 
-VALID_LA_CODES: Final[frozenset[str]] = _expand_ranges(_LA_CODE_RANGES)
-"""Every 3-digit LA code a UPN may carry in positions 2-4."""
+VALID_LA_CODES: Final[frozenset[str]] = parse_la_codes(
+    resources.files("mis_sync").joinpath(LA_CODES_RESOURCE).read_text(encoding="utf-8")
+)
+"""Every 3-digit LA code a UPN (or former UPN) may carry in positions 2-4."""
 
 
 def _char_value(char: str) -> int:

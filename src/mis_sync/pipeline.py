@@ -26,6 +26,7 @@ from mis_sync.connectors import connector_for
 from mis_sync.connectors.delta import DeltaConnector, load_delta_state, save_delta_state
 from mis_sync.directory.apply import InitialPasswords, apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
+from mis_sync.directory.keys import verify_credential_keys
 from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
 from mis_sync.errors import SetupError
@@ -63,7 +64,7 @@ class RunContext:
 
 def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
     mis = ctx.establishment.mis
-    connector = connector_for(mis.source, ctx.source, mis.options)
+    connector = connector_for(mis.source, ctx.source, mis.options, country=ctx.establishment.country)
     mode = {"mode": "full", "reason": "the source has no delta"}
     if isinstance(connector, DeltaConnector):
         # the last complete snapshot and the source's cursor live beside the run folders, per school
@@ -220,6 +221,11 @@ def read_plan(folder: storage.StoragePath) -> Plan:
 def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
     plan = read_plan(ctx.folder / name)
     validation = storage.read_json(ctx.folder / "validated", "validation.json")
+    passwords = _initial_passwords(ctx)
+    if passwords is not None:  # a wrong key stops here, before anything is written under it
+        verify_credential_keys(
+            ctx.engine, ctx.establishment.id, passwords.keys, ctx.establishment.passwords.key_connection_id
+        )
     result = apply_plan(
         ctx.engine,
         ctx.establishment.id,
@@ -227,7 +233,7 @@ def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
         run_id=ctx.run_id,
         extract_hash=validation["data_hash"],
         extract_counts=validation["counts"],
-        passwords=_initial_passwords(ctx),
+        passwords=passwords,
     )
     outcome = result.as_dict()
     storage.write_json(ctx.folder / name, "apply.json", outcome)

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from anyascii import anyascii
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mis_sync.academic_year import academic_year_start, academic_year_starts
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -74,7 +76,6 @@ _FIELD = re.compile(r"\{([^{}]*)\}")
 _LITERAL = re.compile(r"^[A-Za-z0-9._-]*$")
 _SURNAME_FLOOR = 3
 """Truncation never cuts the surname below this many characters unless nothing else is left to cut."""
-ACADEMIC_YEAR_START_MONTH = 9
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,13 +244,11 @@ def expand_staff_shorthand(data: Any, *, keep: bool = False) -> Any:
 # Year of entry
 
 
-def academic_year_start(day: date) -> int:
-    """The calendar year an academic year (1 September – 31 August) starts in."""
-    return day.year if day.month >= ACADEMIC_YEAR_START_MONTH else day.year - 1
-
-
 def year_of_entry(
-    admission_date: date | None, enrolment_status: str | None = None, as_of: date | None = None
+    admission_date: date | None,
+    enrolment_status: str | None = None,
+    as_of: date | None = None,
+    country: str = "england",
 ) -> int:
     """The year of entry from the admission date: the start year of its academic year.
 
@@ -258,8 +257,8 @@ def year_of_entry(
     academic year of ``as_of`` (today) is used, or the next one for a pre-admission pupil.
     """
     if admission_date is not None and admission_date == admission_date:  # NaT != NaT
-        return academic_year_start(admission_date)
-    current = academic_year_start(as_of or date.today())
+        return academic_year_start(admission_date, country)
+    current = academic_year_start(as_of or date.today(), country)
     return current + 1 if enrolment_status == "pre_admission" else current
 
 
@@ -447,7 +446,7 @@ def chosen_names(people: pd.DataFrame, name_source: str) -> tuple[pd.Series, pd.
     return preferred[0].fillna(legal[0]), preferred[1].fillna(legal[1])
 
 
-def years_of_entry(people: pd.DataFrame, as_of: date | None = None) -> pd.Series:
+def years_of_entry(people: pd.DataFrame, as_of: date | None = None, country: str = "england") -> pd.Series:
     """Year of entry per row (vectorised ``year_of_entry``)."""
     import pandas as pd
 
@@ -455,8 +454,8 @@ def years_of_entry(people: pd.DataFrame, as_of: date | None = None) -> pd.Series
         admitted = pd.to_datetime(people["admission_date"], errors="coerce")
     else:
         admitted = pd.Series(pd.NaT, index=people.index, dtype="datetime64[s]")
-    from_date = admitted.dt.year - (admitted.dt.month < ACADEMIC_YEAR_START_MONTH).astype(int)
-    current = academic_year_start(as_of or date.today())
+    from_date = academic_year_starts(admitted, country)
+    current = academic_year_start(as_of or date.today(), country)
     status = _text(people, "enrolment_status")
     fallback = pd.Series(current, index=people.index).where(
         status.ne("pre_admission").fillna(True), current + 1
@@ -465,7 +464,12 @@ def years_of_entry(people: pd.DataFrame, as_of: date | None = None) -> pd.Series
 
 
 def allocate_usernames(
-    people: pd.DataFrame, policy: UsernamePolicy, taken: set[str], *, as_of: date | None = None
+    people: pd.DataFrame,
+    policy: UsernamePolicy,
+    taken: set[str],
+    *,
+    as_of: date | None = None,
+    country: str = "england",
 ) -> pd.Series:
     """A unique username per row of ``people``, in row order, adding each to ``taken``.
 
@@ -478,7 +482,7 @@ def allocate_usernames(
 
     first, last = chosen_names(people, policy.name_source)
     if policy.uses_intake:
-        years: list[int | None] = [int(y) for y in years_of_entry(people, as_of)]
+        years: list[int | None] = [int(y) for y in years_of_entry(people, as_of, country)]
     else:
         years = [None] * len(people)
     allocator = _Allocator(policy, taken)

@@ -22,10 +22,10 @@ from mis_sync.directory.credentials import (
     EXPORT_COLUMNS,
     Credential,
     export_passwords,
-    rotate_credential_keys,
     store_initial_passwords,
 )
 from mis_sync.directory.db import alembic_config, make_engine, migrate
+from mis_sync.directory.keys import rotate_credential_keys, verify_credential_keys
 from mis_sync.directory.schema import AuditEntry, Base, User
 from mis_sync.passwords import (
     CredentialKeyError,
@@ -229,15 +229,51 @@ def test_key_rotation(engine: Engine) -> None:
     ids = add_users(engine)
     old, new = KEY, Fernet.generate_key()
     passwords = store(engine, ids, ["P1", "P2", "S1"], "run-1", keys=[old])
+    other = store(engine, ids, ["X1"], "run-1", keys=[old])
     # The new key goes first in the connection, the old one stays until everything is re-encrypted.
-    assert rotate_credential_keys(engine, [new, old]) == 3
+    counts = rotate_credential_keys(engine, {SCHOOL: [new, old]}, actor="it-admin", now=NOW)
+    assert counts == {SCHOOL: 3}
     for mis_id, password in passwords.items():
         ciphertext = credentials(engine)[ids[mis_id]][0]
         assert decrypt_password(ciphertext, [new]) == password
         with pytest.raises(CredentialKeyError):
             decrypt_password(ciphertext, [old])
+    assert decrypt_password(credentials(engine)[ids["X1"]][0], [old]) == other["X1"]  # not its school
+    rotations = [row for row in export_audit(engine) if row[4] == "rotate"]
+    assert rotations == [(SCHOOL, "manual", "credentials", "all", "rotate", "3", rotations[0][6])]
+    assert "it-admin" in rotations[0][6]
     with pytest.raises(CredentialKeyError):
-        rotate_credential_keys(engine, [Fernet.generate_key()])
+        rotate_credential_keys(engine, {SCHOOL: [Fernet.generate_key()]}, actor="x")
+
+
+def test_rotation_is_one_transaction_across_establishments(engine: Engine) -> None:
+    """Issue 13 item 12: a school whose keys cannot open its passwords rolls back every school's."""
+    ids = add_users(engine)
+    store(engine, ids, ["P1", "P2"], "run-1")
+    store(engine, ids, ["X1"], "run-1")
+    before = credentials(engine)
+    with pytest.raises(CredentialKeyError, match=r"other-school: 1 of 1 .* nothing was rotated") as info:
+        rotate_credential_keys(
+            engine, {SCHOOL: [Fernet.generate_key(), KEY], "other-school": [Fernet.generate_key()]}, actor="x"
+        )
+    assert KEY.decode() not in str(info.value)
+    assert credentials(engine) == before
+    assert not [row for row in export_audit(engine) if row[4] == "rotate"]
+
+
+def test_verify_keys_counts_what_a_wrong_key_cannot_open(engine: Engine) -> None:
+    ids = add_users(engine)
+    assert verify_credential_keys(engine, SCHOOL, [KEY], "misync_credentials_key") == 0  # first night
+    store(engine, ids, ["P1", "P2", "S1"], "run-1")
+    assert verify_credential_keys(engine, SCHOOL, [Fernet.generate_key(), KEY], "k") == 3
+    wrong = Fernet.generate_key()
+    with pytest.raises(CredentialKeyError, match="cannot decrypt 3 of 3 stored") as info:
+        verify_credential_keys(engine, SCHOOL, [wrong], "misync_credentials_key")
+    message = str(info.value)
+    assert (
+        "misync_credentials_key" in message and wrong.decode() not in message and KEY.decode() not in message
+    )
+    assert verify_credential_keys(engine, "other-school", [wrong], "k") == 0  # only its own school
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,13 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from mis_sync.config import (
-    DEFAULT_SCHEDULE,
     ConfigError,
     Establishment,
     UsernamePolicy,
     discover,
     load_establishment,
 )
+from mis_sync.schedules import parse_window, spread_schedule
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "include" / "establishments" / "demo-academy.yaml"
@@ -70,8 +70,8 @@ def test_shipped_demo_academy_loads() -> None:
 
 def test_defaults_for_a_minimal_file(tmp_path: Path) -> None:
     config = load_establishment(write(tmp_path, minimal()))
-    assert DEFAULT_SCHEDULE == "30 1 * * *"
-    assert config.schedule == "30 1 * * *"
+    assert config.schedule is None  # a spread default per school (test_schedules)
+    assert config.cron == spread_schedule(config.id, parse_window("01:00", 120))
     assert config.mode == "create"
     assert config.country == "england"
     assert config.owner == "school-it"

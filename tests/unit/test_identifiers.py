@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import string
 import time
+from importlib import resources
 
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mis_sync.identifiers import (
+    LA_CODES_RESOURCE,
     UPN_ALPHABET,
     VALID_LA_CODES,
     is_temporary_upn,
@@ -18,6 +21,7 @@ from mis_sync.identifiers import (
     is_valid_upn,
     make_scn,
     make_upn,
+    parse_la_codes,
     scn_check_digit,
     scn_problem,
     scn_problems,
@@ -74,7 +78,42 @@ def test_alphabet_and_la_codes() -> None:
     assert {"001", "005", "201", "420", "660", "681", "701", "708", "815", "886", "938"} <= VALID_LA_CODES
     assert not {"000", "006", "200", "214", "473", "659", "682", "709", "804", "939", "999"} & VALID_LA_CODES
     assert all(len(code) == 3 and code.isdigit() for code in VALID_LA_CODES)
-    assert len(VALID_LA_CODES) == 189
+    assert len(VALID_LA_CODES) == 195
+
+
+# Authorities made since April 2019 (issue 13 item 14): their schools' UPNs were rejected as "la_code".
+NEW_AUTHORITIES = {
+    "838": "Dorset",
+    "839": "Bournemouth, Christchurch and Poole",
+    "940": "North Northamptonshire",
+    "941": "West Northamptonshire",
+    "942": "Cumberland",
+    "943": "Westmorland and Furness",
+}
+
+
+@pytest.mark.parametrize("la", sorted(NEW_AUTHORITIES))
+def test_upns_from_new_authorities_are_valid(la: str) -> None:
+    body = f"{la}2001" + "25" + "017"
+    upn = upn_check_letter(body) + body
+    assert upn_problem(upn) is None
+    assert make_upn(la, "2001", 25, 17) == upn
+    # the abolished authorities they replaced keep their codes: older UPNs carry them for life
+    assert {"835", "836", "837", "909", "928"} <= VALID_LA_CODES
+
+
+def test_la_code_list_is_data_with_source_and_date() -> None:
+    text = resources.files("mis_sync").joinpath(LA_CODES_RESOURCE).read_text(encoding="utf-8")
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert "Source" in header and "get-information-schools.service.gov.uk" in header
+    assert re.search(r"Compiled: \d{4}-\d{2}-\d{2}", header)
+    assert parse_la_codes(text) == VALID_LA_CODES
+
+
+@pytest.mark.parametrize("bad", ["83", "838-", "8a8", "940-94"])
+def test_la_code_list_rejects_a_bad_line(bad: str) -> None:
+    with pytest.raises(ValueError, match="line 2"):
+        parse_la_codes(f"# header\n{bad}\n")
 
 
 @pytest.mark.parametrize(

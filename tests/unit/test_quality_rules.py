@@ -49,6 +49,7 @@ SEVERITIES = {
     "unknown_contact": "error",
     "duplicate_row": "error",
     "upn_temporary": "warning",
+    "former_upn_invalid": "warning",
     "dob_out_of_range": "warning",
     "year_group_unknown": "warning",
     "registration_group_missing": "warning",
@@ -195,8 +196,8 @@ def small(**overrides: list[dict]) -> Extract:
     }
     rows: dict[str, list[dict]] = {
         "pupils": [
-            {**pupil, "mis_id": "P1", "upn": UPN_1, "email": "zo@pupils.example.sch.uk"},
-            {**pupil, "mis_id": "P2", "upn": UPN_1[:-1]},
+            {**pupil, "mis_id": "P1", "upn": UPN_1, "email": "zo@pupils.example.sch.uk", "former_upn": TEMP},
+            {**pupil, "mis_id": "P2", "upn": UPN_1[:-1], "former_upn": "A" + UPN_1[1:]},
             {**pupil, "mis_id": "P3", "upn": UPN_2, "registration_group_id": None},
             {**pupil, "mis_id": "P4", "upn": UPN_2, "enrolment_status": "leaver",
              "registration_group_id": None},
@@ -243,6 +244,8 @@ def test_derived_pupil_columns() -> None:
     assert codes(pupils["upn_problem"]) == [None, "length", None, None, None, None]
     assert flagged(pupils, "upn_duplicate") == [2, 3]
     assert flagged(pupils, "upn_temporary") == [4]
+    # P1's temporary former UPN is fine; P2's has a wrong check letter
+    assert codes(pupils["former_upn_problem"]) == [None, "check_letter", None, None, None, None]
     assert flagged(pupils, "legal_last_name_missing") == [4]
     assert flagged(pupils, "registration_group_missing") == [2]  # the leaver P4 needs none
     assert flagged(pupils, "registration_group_unknown") == [4]
@@ -250,6 +253,19 @@ def test_derived_pupil_columns() -> None:
     assert codes(pupils["scn_problem"]) == [None] * 5 + ["check_digit"]
     assert flagged(pupils, "mis_id_duplicate") == []
     assert codes(pupils["mis_id"]) == ["P1", "P2", "P3", "P4", "P5", None]
+
+
+def test_new_authority_upns_pass_and_former_upns_are_checked() -> None:
+    """Issue 13 item 14: UPNs from Dorset, BCP, the Northamptonshires, Cumberland and Westmorland &
+    Furness were "upn_la_code" errors (the pupils quarantined); a former UPN was never checked."""
+    new_la = [make_upn(la, "2001", 24, 5) for la in ("838", "839", "940", "941", "942", "943")]
+    body = "999200005001"  # check letter right, LA 999 on no list (uk-data-rules 1.4)
+    rows = [{"mis_id": f"P{i}", "upn": upn, "enrolment_status": "on_roll", "former_upn": upn}
+            for i, upn in enumerate(new_la)]  # fmt: skip
+    rows.append({"mis_id": "PX", "upn": UPN_1, "enrolment_status": "on_roll", "former_upn": "T" + body})
+    pupils = derive_checks(small(pupils=rows), as_of=AS_OF)["pupils"]
+    assert codes(pupils["upn_problem"]) == [None] * 7
+    assert codes(pupils["former_upn_problem"]) == [None] * 6 + ["la_code"]
 
 
 def test_derived_frames_hold_no_personal_columns() -> None:

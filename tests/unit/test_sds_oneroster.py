@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from mis_sync.connectors import connector_for
 from mis_sync.connectors.catalog import CATALOGUE
 from mis_sync.errors import ExtractError
 from mis_sync.model import Extract
+from mis_sync.quality.rules import derive_checks
 
 TESTS = Path(__file__).resolve().parents[1]
 SAMPLES = TESTS / "data" / "microsoft-sds-samples"
@@ -222,12 +224,49 @@ def test_snapshot_is_newest_file_mtime(tmp_path: Path) -> None:
     assert extract("sds_v2_1", folder).snapshot_at.timestamp() == newest
 
 
-def test_dfe_number_option_keeps_one_school() -> None:
-    folder = SAMPLES / "sds-uk-25-users"
+def _two_schools(tmp_path: Path) -> Path:
+    """Microsoft's minimal sample with school 10002 given pupils, a teacher and links of its own (the
+    sample gives it sections only), as a trust's one SDS export for two schools would be."""
+    folder = tmp_path / "two-schools"
+    shutil.copytree(SAMPLES / "sds-uk-min-required", folder)
+    other = [r["ID"] for r in rows(folder / "Section.csv") if r["School DfE Number"] == "10002"][:3]
+    with (folder / "Student.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.writelines(f"{23000 + n},10002,pupil{n}\r\n" for n in range(4))
+    with (folder / "Teacher.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.write("24000,10002,teacher0\r\n")
+    with (folder / "StudentEnrollment.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.writelines(f"{section},{23000 + n}\r\n" for section in other for n in range(4))
+    with (folder / "TeacherRoster.csv").open("a", encoding="utf-8", newline="") as handle:
+        handle.writelines(f"{section},24000\r\n" for section in other)
+    return folder
+
+
+@pytest.mark.parametrize("dfe", ["10001", "10002"])
+def test_dfe_number_option_keeps_one_school(tmp_path: Path, dfe: str) -> None:
+    """Issue 13 item 13: enrolments and teacher rosters carry no school, so they are kept by section;
+    before, every other school's memberships dangled and the error-rate breaker stopped the run."""
+    folder = _two_schools(tmp_path)
     connection = ConnectionInfo(conn_id="t", extra={"path": str(folder)})
-    result = connector_for("sds_uk", connection, {"dfe_number": "10002"}).extract()
-    students = [r for r in rows(folder / "Student.csv") if r["School DfE Number"] == "10002"]
-    assert len(result.tables["pupils"]) == len(students)
+    result = connector_for("sds_uk", connection, {"dfe_number": dfe}).extract()
+    t = result.tables
+    students = [r for r in rows(folder / "Student.csv") if r["School DfE Number"] == dfe]
+    sections = {r["ID"] for r in rows(folder / "Section.csv") if r["School DfE Number"] == dfe}
+    assert len(t["pupils"]) == len(students) and set(t["groups"]["mis_id"]) == sections
+    links = rows(folder / "StudentEnrollment.csv") + rows(folder / "TeacherRoster.csv")
+    expected = [r for r in links if r["Section ID"] in sections]
+    assert 0 < len(expected) < len(links)  # both schools have links in the files
+    assert len(t["memberships"]) == len(expected)
+    assert set(t["memberships"]["group_id"]) <= sections
+    people = set(t["pupils"]["mis_id"]) | set(t["staff"]["mis_id"])
+    assert set(t["memberships"]["person_id"]) <= people  # nothing dangles
+    checks = derive_checks(result, as_of=dt.date(2018, 1, 15))["memberships"]
+    assert not checks["unknown_group"].any() and not checks["unknown_person"].any()
+
+
+def test_dfe_number_no_section_carries_is_an_error() -> None:
+    connection = ConnectionInfo(conn_id="t", extra={"path": str(SAMPLES / "sds-uk-25-users")})
+    with pytest.raises(ExtractError, match=r"Section\.csv: no section has School DfE Number 99999"):
+        connector_for("sds_uk", connection, {"dfe_number": "99999"}).extract()
 
 
 def test_misync_check_data_runs_on_sds_uk_sample() -> None:

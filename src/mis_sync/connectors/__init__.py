@@ -23,14 +23,16 @@ class UnknownSourceError(ExtractError):
     pass
 
 
-def connector_for(mis_type: str, connection: ConnectionInfo, options: Mapping[str, Any]) -> Connector:
+def connector_for(
+    mis_type: str, connection: ConnectionInfo, options: Mapping[str, Any], *, country: str = "england"
+) -> Connector:
     try:
         entry = CATALOGUE[mis_type]
     except KeyError:
         raise UnknownSourceError(f"no connector for MIS type {mis_type!r}") from None
     module_name, class_name = entry.implementation.split(":")
     cls = getattr(import_module(module_name), class_name)
-    return cls(connection, options)
+    return cls(connection, options, country=country)
 
 
 __all__ = ["CATALOGUE", "UnknownSourceError", "connector_for", "registered_types"]

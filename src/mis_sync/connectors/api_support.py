@@ -202,13 +202,13 @@ def records_frame(records: list[dict[str, Any]], keys: list[str]) -> pd.DataFram
     return pd.DataFrame(columns, index=pd.RangeIndex(len(records)), dtype=object)
 
 
-def fill_group_context(extract: Extract) -> Extract:
+def fill_group_context(extract: Extract, country: str = "england") -> Extract:
     """Groups the source gave no year or academic year get their pupils' shared year (a year group its
     own code) and the snapshot's academic year; values the source gave are kept. Run on the whole
     snapshot (``DeltaConnector.finish``), so a merged delta gets what a full read gets."""
     from mis_sync.connectors.wonde import derive_group_context
 
-    derived = derive_group_context(extract).tables["groups"]
+    derived = derive_group_context(extract, country).tables["groups"]
     groups = extract.tables["groups"].copy()
     for column in ("year_group", "academic_year"):
         groups[column] = groups[column].fillna(derived[column])

@@ -155,7 +155,7 @@ class ArborConnector(HttpApiConnector, DeltaConnector):
             for name in spec.endpoints:
                 raw[name] = self._list(client, name)
         snapshot = first.server_time() or pd.Timestamp.now(tz="UTC").floor("s")
-        builder = ArborBuilder(raw, spec.mapping, local_today(snapshot))
+        builder = ArborBuilder(raw, spec.mapping, local_today(snapshot), self.country)
         members = {name: raw[name] for name in MEMBERS}
         tables = builder.tables(raw["students"], raw["staff"], raw["guardians"], raw["staff"], members)
         cursor = {
@@ -167,7 +167,7 @@ class ArborConnector(HttpApiConnector, DeltaConnector):
 
     def finish(self, extract: Extract) -> Extract:
         """Forms carry no year: their pupils' (a whole-snapshot derivation, so after a delta merge too)."""
-        return super().finish(fill_group_context(extract))
+        return super().finish(fill_group_context(extract, self.country))
 
     # ---- delta --------------------------------------------------------------------------------------
     def _changes(
@@ -215,7 +215,7 @@ class ArborConnector(HttpApiConnector, DeltaConnector):
                             self._mark(dirty, name, i, record)
             self._spread(dirty, raw, prev)
             satellites, members = self._refetch(client, dirty, raw)
-        builder = ArborBuilder({**raw, **satellites}, spec.mapping, today)
+        builder = ArborBuilder({**raw, **satellites}, spec.mapping, today, self.country)
         pick = {kind: [r for r in raw[name] if href_id(r) in dirty[kind]] for name, kind in INDEXES.items()}
         tables = builder.tables(pick["pupil"], pick["staff"], pick["contact"], raw["staff"], members)
         deletes = {}

@@ -27,9 +27,9 @@ from typing import Any
 
 import pandas as pd
 
+from mis_sync.academic_year import academic_years_of_terms
 from mis_sync.connectors.api_support import records_frame
 from mis_sync.connectors.mapping import SourceMapping, apply_mapping
-from mis_sync.connectors.sds import academic_year_of
 from mis_sync.connectors.wonde import frame
 from mis_sync.errors import ExtractError
 
@@ -95,7 +95,14 @@ def status(start: str | None, end: str | None, today: str) -> str:
 class ArborBuilder:
     """Canonical tables from one read's records (``raw``: endpoint name → records)."""
 
-    def __init__(self, raw: dict[str, list[Record]], mapping: SourceMapping, today: pd.Timestamp) -> None:
+    def __init__(
+        self,
+        raw: dict[str, list[Record]],
+        mapping: SourceMapping,
+        today: pd.Timestamp,
+        country: str = "england",
+    ) -> None:
+        self.country = country
         self.raw, self.mapping, self.today = raw, mapping, f"{today:%Y-%m-%d}"
         self.people = {href_id(p): p for p in raw.get("people", [])}
         self.emails = by_owner(raw.get("emails", []), "emailAddressOwner")
@@ -219,7 +226,7 @@ class ArborBuilder:
         years = self.raw.get("academic_years", [])
         frame = records_frame(years, ["href", "startDate.date", "endDate.date"])
         start, end = (frame[f"{k}.date"].astype("string").str.slice(0, 10) for k in ("startDate", "endDate"))
-        labels = academic_year_of(start, end)
+        labels = academic_years_of_terms(start, end, self.country)
         label_of = dict(zip((href_id(h) for h in frame["href"]), labels, strict=True))
         subjects = {href_id(r): r.get("subjectName") for r in self.raw.get("subjects", [])}
         out = []

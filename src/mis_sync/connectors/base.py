@@ -20,9 +20,14 @@ class Connector(ABC):
 
     type: ClassVar[str]
 
-    def __init__(self, connection: ConnectionInfo, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, connection: ConnectionInfo, options: Mapping[str, Any], *, country: str = "england"
+    ) -> None:
         self.connection = connection
         self.options = dict(options)
+        self.country = country
+        """The establishment's country: the academic year a group gets when the source gives none
+        (``mis_sync.academic_year``)."""
 
     def folder(self) -> UPath:
         """Where a file-based source lands: ``mis.options.path``, the connection's ``extra.path`` or

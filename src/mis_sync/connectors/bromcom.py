@@ -138,7 +138,7 @@ class BromcomConnector(HttpApiConnector):
         extract = Extract(
             tables=self._canonical(raw, local_today(snapshot)), snapshot_at=snapshot, source=self.type
         )
-        return fill_group_context(extract)
+        return fill_group_context(extract, self.country)
 
     def _canonical(self, raw: dict[str, list[Record]], today: pd.Timestamp) -> dict[str, pd.DataFrame]:
         mapping = load_api_spec(self.type).mapping

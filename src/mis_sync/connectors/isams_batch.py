@@ -108,7 +108,7 @@ class IsamsBatchConnector(Connector):
         root = parse_xml(body, where)
         if root.tag != spec.document.root:
             raise ExtractError(f"{where}: root element is <{root.tag}>, expected <{spec.document.root}>")
-        return Reshape(spec, root, where, snapshot).extract()
+        return Reshape(spec, root, where, snapshot, self.country).extract()
 
     # ---- HTTP ----------------------------------------------------------------------------------------
     def _base_url(self) -> str | None:

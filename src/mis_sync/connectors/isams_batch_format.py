@@ -15,8 +15,8 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mis_sync.academic_year import academic_year as academic_year_of_day
 from mis_sync.connectors.mapping import SourceMapping, apply_mapping, check_mapping
-from mis_sync.connectors.sds import current_academic_year
 from mis_sync.connectors.xml_source import check_types, flatten, frame_of, require_values
 from mis_sync.errors import ExtractError
 from mis_sync.model import Extract
@@ -78,7 +78,15 @@ def load_batch_format() -> BatchFormat:
 class Reshape:
     """The document's sections → raw tables named by source field, then the YAML mapping."""
 
-    def __init__(self, spec: BatchFormat, root: ET.Element, where: str, snapshot: pd.Timestamp) -> None:
+    def __init__(
+        self,
+        spec: BatchFormat,
+        root: ET.Element,
+        where: str,
+        snapshot: pd.Timestamp,
+        country: str = "england",
+    ) -> None:
+        self.country = country
         self.spec, self.root, self.where, self.snapshot = spec, root, where, snapshot
         self.f = spec.field
         self.groups: list[pd.DataFrame] = []
@@ -140,7 +148,7 @@ class Reshape:
     def add_groups(self, kind: str, ids: pd.Series, **columns: object) -> pd.Series:
         gid = (self.spec.group_id_prefix[kind] + ids.astype("string")).reset_index(drop=True)
         values = {k: v.reset_index(drop=True) if isinstance(v, pd.Series) else v for k, v in columns.items()}
-        academic_year = current_academic_year(self.snapshot)
+        academic_year = academic_year_of_day(self.snapshot, self.country)
         self.groups.append(
             pd.DataFrame({"mis_id": gid, "kind": kind, **values, "academic_year": academic_year})
         )

@@ -146,7 +146,9 @@ class IsamsRestConnector(HttpApiConnector):
             ]
         snapshot = first.server_time() or pd.Timestamp.now(tz="UTC").floor("s")
         tables = self._canonical(raw, local_today(snapshot))
-        return fill_group_context(Extract(tables=tables, snapshot_at=snapshot, source=self.type))
+        return fill_group_context(
+            Extract(tables=tables, snapshot_at=snapshot, source=self.type), self.country
+        )
 
     def _canonical(self, raw: dict[str, list[Record]], today: pd.Timestamp) -> dict[str, pd.DataFrame]:
         mapping = shared_mapping()

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from mis_sync.academic_year import academic_year, academic_years_of_terms
 from mis_sync.connectors.base import ExtractError
 from mis_sync.connectors.sds import (
     CsvFolderConnector,
     FormatSpec,
-    academic_year_of,
     code_lookup,
-    current_academic_year,
     file_lines,
     load_format,
     parse_dates,
@@ -103,7 +102,11 @@ class OneRosterCsvConnector(CsvFolderConnector):
             sessions[c("academic_sessions", "end")], name["academic_sessions"], c("academic_sessions", "end")
         )
         year_by_session = dict(
-            zip(sessions[c("academic_sessions", "id")], academic_year_of(start, end), strict=True)
+            zip(
+                sessions[c("academic_sessions", "id")],
+                academic_years_of_terms(start, end, self.country),
+                strict=True,
+            )
         )
         terms = c("classes", "terms")
         first_term = (
@@ -112,7 +115,9 @@ class OneRosterCsvConnector(CsvFolderConnector):
             else pd.Series("", index=classes.index)
         )
         snapshot = self.snapshot_at(folder)
-        classes["academic_year"] = first_term.map(year_by_session).fillna(current_academic_year(snapshot))
+        classes["academic_year"] = first_term.map(year_by_session).fillna(
+            academic_year(snapshot, self.country)
+        )
 
         # Enrollments → memberships; a pupil's homeroom is their registration group.
         enrollments = f["enrollments"].copy()

@@ -37,12 +37,13 @@ from typing import Any
 
 import pandas as pd
 
+from mis_sync.academic_year import academic_year, academic_years_of_terms
 from mis_sync.connectors.api_support import oauth_client, records_frame
 from mis_sync.connectors.delta import ChangeSet, CursorError, DeltaConnector, DeltaState
 from mis_sync.connectors.http_api import ApiClient, ApiResponse, HttpApiConnector, load_api_spec
 from mis_sync.connectors.http_paging import json_list, offset_pages, require_keys
 from mis_sync.connectors.mapping import SourceMapping, apply_mapping
-from mis_sync.connectors.sds import academic_year_of, code_lookup, current_academic_year, load_format
+from mis_sync.connectors.sds import code_lookup, load_format
 from mis_sync.connectors.wonde import frame
 from mis_sync.errors import ExtractError, SetupError
 from mis_sync.model import Extract
@@ -201,7 +202,7 @@ class OneRosterRestConnector(HttpApiConnector, DeltaConnector):
         label = dict(
             zip(
                 sessions["sourcedId"],
-                academic_year_of(sessions["startDate"], sessions["endDate"]),
+                academic_years_of_terms(sessions["startDate"], sessions["endDate"], self.country),
                 strict=True,
             )
         )
@@ -211,7 +212,7 @@ class OneRosterRestConnector(HttpApiConnector, DeltaConnector):
         term = groups["terms"].map(
             lambda ts: (ts[0] or {}).get("sourcedId") if isinstance(ts, list) and ts else None
         )
-        groups["_academic_year"] = term.map(label).fillna(current_academic_year(snapshot))
+        groups["_academic_year"] = term.map(label).fillna(academic_year(snapshot, self.country))
         members = pd.DataFrame(
             {
                 "_group_id": enrol["class.sourcedId"],

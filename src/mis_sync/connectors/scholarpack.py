@@ -125,7 +125,9 @@ class ScholarPackConnector(HttpApiConnector):
         snapshot = snapshot or pd.Timestamp.now(tz="UTC").floor("s")
         log.info("%s", NO_TEACHING_GROUPS)
         tables = self._canonical(raw, local_today(snapshot))
-        return fill_group_context(Extract(tables=tables, snapshot_at=snapshot, source=self.type))
+        return fill_group_context(
+            Extract(tables=tables, snapshot_at=snapshot, source=self.type), self.country
+        )
 
     def _canonical(self, raw: dict[str, list[Record]], today: pd.Timestamp) -> dict[str, pd.DataFrame]:
         mapping = load_api_spec(self.type).mapping

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from upath import UPath
 
+from mis_sync.academic_year import academic_year, academic_years_of_terms
 from mis_sync.connectors.base import Connector, ExtractError
 from mis_sync.connectors.file_drop import _read_csv
 from mis_sync.connectors.mapping import SourceMapping, apply_mapping, check_mapping
@@ -143,26 +144,6 @@ def parse_dates(values: pd.Series, file_name: str, column: str) -> pd.Series:
     return parsed.dt.strftime("%Y-%m-%d").fillna("")
 
 
-def academic_year_of(start: pd.Series, end: pd.Series) -> pd.Series:
-    """``2025/26`` for the UK academic year (from 1 August) holding the middle of each term."""
-    start_d = pd.to_datetime(start, format="%Y-%m-%d", errors="coerce")
-    end_d = pd.to_datetime(end, format="%Y-%m-%d", errors="coerce")
-    middle = start_d + (end_d - start_d) / 2
-    middle = middle.fillna(start_d).fillna(end_d)
-    first = middle.dt.year - (middle.dt.month < 8).astype("Int64")
-    text = (
-        first.astype("Int64").astype("string")
-        + "/"
-        + ((first + 1) % 100).astype("Int64").astype("string").str.zfill(2)
-    )
-    return text
-
-
-def current_academic_year(at: pd.Timestamp) -> str:
-    first = at.year if at.month >= 8 else at.year - 1
-    return f"{first}/{(first + 1) % 100:02d}"
-
-
 def code_lookup(values: pd.Series, table: dict[str, str]) -> pd.Series:
     """Case-insensitive code table lookup; unknown codes give <NA>."""
     lookup = {k.strip().lower(): v for k, v in table.items()}
@@ -178,7 +159,8 @@ class SdsUkConnector(CsvFolderConnector):
     Sections are teaching groups; their academic year comes from the term dates (else the term
     name if already ``2025/26``, else the academic year of the snapshot). A missing ``Status``
     column means every row is active (SDS's own default). Optional ``options.dfe_number`` keeps one
-    school's rows of a multi-school export.
+    school's rows of a multi-school export: its pupils, staff and sections, and the enrolments and
+    teacher rosters of those sections (``keep_one_school``).
     """
 
     type = "sds_uk"
@@ -191,10 +173,7 @@ class SdsUkConnector(CsvFolderConnector):
         name = {k: s.file for k, s in spec.files.items()}
         dfe = self.options.get("dfe_number")
         if dfe is not None:
-            for key in ("student", "teacher", "section"):
-                school = spec.column(key, "school")
-                if school in f[key].columns:
-                    f[key] = f[key][f[key][school].str.strip() == str(dfe)]
+            self.keep_one_school(f, spec, name, str(dfe).strip())
         m = spec.mapping
 
         pupils = f["student"].copy()
@@ -213,7 +192,7 @@ class SdsUkConnector(CsvFolderConnector):
         groups = f["section"].copy()
         groups["kind"] = "teaching"
         snapshot = self.snapshot_at(folder)
-        year = pd.Series(current_academic_year(snapshot), index=groups.index, dtype="string")
+        year = pd.Series(academic_year(snapshot, self.country), index=groups.index, dtype="string")
         start_col, end_col, term_col = (
             spec.column("section", c) for c in ("term_start", "term_end", "term_name")
         )
@@ -224,7 +203,7 @@ class SdsUkConnector(CsvFolderConnector):
             blank = pd.Series("", index=groups.index)
             start = parse_dates(groups.get(start_col, blank), name["section"], start_col)
             end = parse_dates(groups.get(end_col, blank), name["section"], end_col)
-            year = academic_year_of(start, end).fillna(year)
+            year = academic_years_of_terms(start, end, self.country).fillna(year)
         groups["academic_year"] = year
 
         memberships = []
@@ -252,6 +231,36 @@ class SdsUkConnector(CsvFolderConnector):
             "memberships": f"{name['student_enrollment']} / {name['teacher_roster']}",
         }
         return self.finish(raw, spec, where, folder)
+
+    @staticmethod
+    def keep_one_school(f: dict[str, pd.DataFrame], spec: FormatSpec, name: dict[str, str], dfe: str) -> None:
+        """Keep one school's rows of a multi-school export (``options.dfe_number``), in place.
+
+        Pupils, staff and sections carry ``School DfE Number``; enrolments and teacher rosters do not,
+        so they keep the rows whose section is one of the school's. Without that, every other school's
+        memberships dangled and the error-rate breaker stopped each run. Sections are the anchor, so
+        Section.csv must have the school column; a DfE number no section carries is an error, never an
+        empty school.
+        """
+        section_school = spec.column("section", "school")
+        if section_school not in f["section"].columns:
+            raise ExtractError(
+                f"{name['section']}: options.dfe_number is set but the file has no "
+                f"{section_school!r} column to pick the school's sections by"
+            )
+        for key in ("student", "teacher", "section"):
+            school = spec.column(key, "school")
+            if school in f[key].columns:
+                f[key] = f[key][f[key][school].astype("string").str.strip() == dfe]
+        if f["section"].empty:
+            raise ExtractError(
+                f"{name['section']}: no section has {section_school} {dfe} (options.dfe_number); "
+                "check the school's DfE number (LAESTAB) against School.csv"
+            )
+        sections = set(f["section"][spec.column("section", "id")].astype("string").str.strip())
+        for key in ("student_enrollment", "teacher_roster"):
+            linked = f[key][spec.column(key, "section")].astype("string").str.strip()
+            f[key] = f[key][linked.isin(sections)]
 
 
 # --- SDS v2.1 -----------------------------------------------------------------------------------------
@@ -347,7 +356,11 @@ class SdsV21Connector(CsvFolderConnector):
                 c("academic_sessions", "end"),
             )
             year_by_session = dict(
-                zip(sessions[c("academic_sessions", "id")], academic_year_of(start, end), strict=True)
+                zip(
+                    sessions[c("academic_sessions", "id")],
+                    academic_years_of_terms(start, end, self.country),
+                    strict=True,
+                )
             )
         first_session = (
             classes[c("classes", "sessions")].str.split(",").str[0].str.strip()
@@ -367,7 +380,7 @@ class SdsV21Connector(CsvFolderConnector):
             school_year = c("courses", "school_year")
             if school_year in course.columns:
                 year = year.fillna(ids.map(course[school_year]).map(year_by_session))
-        classes["academic_year"] = year.fillna(current_academic_year(snapshot))
+        classes["academic_year"] = year.fillna(academic_year(snapshot, self.country))
 
         enrollments = files["enrollments"].copy()  # type: ignore[union-attr]
         member_role = code_lookup(enrollments[c("enrollments", "role")], codes["member_role"])

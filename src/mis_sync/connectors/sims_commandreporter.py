@@ -35,9 +35,10 @@ from collections.abc import Callable
 import pandas as pd
 from upath import UPath
 
+from mis_sync.academic_year import academic_year
 from mis_sync.connectors.base import Connector, ExtractError
 from mis_sync.connectors.mapping import apply_mapping
-from mis_sync.connectors.sds import FormatSpec, code_lookup, current_academic_year, load_format
+from mis_sync.connectors.sds import FormatSpec, code_lookup, load_format
 from mis_sync.connectors.xml_source import (
     check_types,
     flatten,
@@ -125,7 +126,9 @@ class SimsCommandReporterConnector(Connector):
         groups_raw = groups_raw.assign(**{group_type: kinds})
         groups = groups_raw.drop_duplicates(group_id).reset_index(drop=True)
         year_field = c("groups", "academic_year")
-        groups[year_field] = normalise_academic_year(groups[year_field], current_academic_year(snapshot))
+        groups[year_field] = normalise_academic_year(
+            groups[year_field], academic_year(snapshot, self.country)
+        )
 
         member, member_role = c("groups", "member"), c("groups", "member_role")
         has_member = groups_raw[member].fillna("").str.strip() != ""

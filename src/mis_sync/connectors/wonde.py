@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from mis_sync.academic_year import academic_year
 from mis_sync.connectors.base import ExtractError
 from mis_sync.connectors.delta import ChangeSet, CursorError, DeltaConnector, DeltaState
 from mis_sync.connectors.http_api import ApiClient, ApiResponse, HttpApiConnector, load_api_spec
@@ -67,13 +68,7 @@ GROUP_DELETION_TYPES = {"group": "groups", "class": "groups"}
 """Asked for only when a school's schema reads groups and classes by ``updated_after``."""
 
 
-def academic_year(at: pd.Timestamp) -> str:
-    """``2025/26`` for the English academic year (from 1 September, as the generator) holding ``at``."""
-    first = at.year if at.month >= 9 else at.year - 1
-    return f"{first}/{(first + 1) % 100:02d}"
-
-
-def derive_group_context(extract: Extract) -> Extract:
+def derive_group_context(extract: Extract, country: str = "england") -> Extract:
     """Aggregators give no group year or academic year: take the pupils' year when every pupil member
     shares one (else a year group's own code), and the academic year of the snapshot. Run on the
     whole snapshot, so a merged delta gets exactly what a full read would."""
@@ -86,7 +81,7 @@ def derive_group_context(extract: Extract) -> Extract:
     derived = groups["mis_id"].map(per_group).astype("string")
     own = normalise_year_group(groups["code"].fillna(groups["name"]).astype("string"), {})
     groups["year_group"] = derived.where(derived.notna() | (groups["kind"] != "year"), own)
-    groups["academic_year"] = academic_year(extract.snapshot_at)
+    groups["academic_year"] = academic_year(extract.snapshot_at, country)
     t["groups"] = ENTITIES["groups"].coerce(groups)
     return replace(extract, tables=t)
 
@@ -310,7 +305,7 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
             found[found["rule"] != "year_group_missing"], missing_year_findings(pupils.loc[no_year, "mis_id"])
         )
         extract = replace(extract, source_findings=found)
-        return super().finish(derive_group_context(registration_from_memberships(extract)))
+        return super().finish(derive_group_context(registration_from_memberships(extract), self.country))
 
     def _check_counts(
         self, client: ApiClient, raw: dict[str, list[dict[str, Any]]], *, full: bool
@@ -392,4 +387,4 @@ class WondeConnector(HttpApiConnector, DeltaConnector):
         return changes, {"updated_after": snapshot.isoformat()}
 
 
-__all__ = ["WondeConnector", "academic_year", "derive_group_context"]
+__all__ = ["WondeConnector", "derive_group_context"]

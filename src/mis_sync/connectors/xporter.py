@@ -242,7 +242,7 @@ class XporterConnector(HttpApiConnector, DeltaConnector):
         return apply_mapping(frames, mapping, where)
 
     def finish(self, extract: Extract) -> Extract:
-        return super().finish(derive_group_context(extract))
+        return super().finish(derive_group_context(extract, self.country))
 
     def read_full(self) -> tuple[Extract, dict[str, str]]:
         fetched, snapshot = self._read(None)

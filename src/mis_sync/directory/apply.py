@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, update
 
+from mis_sync.directory.concurrency import insert_if_absent
 from mis_sync.directory.credentials import Credential, store_initial_passwords
 from mis_sync.directory.schema import AuditEntry, Group, Membership, SyncState, User
 from mis_sync.directory.state import _utc, query_frame, user_ids
@@ -181,12 +182,18 @@ def _apply_credentials(
 
 
 def _lock_state(connection: Connection, establishment_id: str) -> SimpleNamespace:
-    """The establishment's sync record, created if new, locked for the transaction (PostgreSQL)."""
+    """The establishment's sync record, created if new, locked for the transaction (PostgreSQL).
+
+    Created with insert-if-absent: two first runs of one school both find no row; the second's insert
+    waits for the first's commit and then keeps its row, instead of failing on the primary key.
+    """
     table = SyncState.__table__
     query = select(table).where(table.c.establishment_id == establishment_id).with_for_update()
     row = connection.execute(query).mappings().one_or_none()
     if row is None:
-        connection.execute(insert(table).values(establishment_id=establishment_id, revision=0))
+        insert_if_absent(
+            connection, table, [{"establishment_id": establishment_id, "revision": 0}], ["establishment_id"]
+        )
         row = connection.execute(query).mappings().one()
     return SimpleNamespace(**row)
 

@@ -217,38 +217,3 @@ def export_passwords(
             os.unlink(tmp_name)
     log.info("exported %d initial password(s) of establishment %s", len(ids), establishment_id)
     return len(ids)
-
-
-def rotate_credential_keys(engine: Engine, keys: Sequence[bytes], establishment_id: str | None = None) -> int:
-    """Re-encrypt stored passwords with the first key (after putting a new key first in the
-    connection). Afterwards the old keys can be removed. Returns the number of rows re-encrypted."""
-    from cryptography.fernet import InvalidToken
-
-    from mis_sync.passwords import CredentialKeyError
-
-    box = fernet(keys)
-    statement = select(Credential.user_id, Credential.ciphertext)
-    if establishment_id is not None:
-        statement = statement.join(User, User.id == Credential.user_id).where(
-            User.establishment_id == establishment_id
-        )
-    with engine.begin() as connection:
-        rows = connection.execute(statement).all()
-        try:
-            changes = [
-                {"uid": r.user_id, "token": box.rotate(r.ciphertext.encode("ascii")).decode()} for r in rows
-            ]
-        except InvalidToken:
-            raise CredentialKeyError(
-                "stored initial passwords cannot be decrypted with the configured key(s): keep the old "
-                "key after the new one until rotation is done"
-            ) from None
-        statement_update = (
-            update(Credential)
-            .where(Credential.user_id == bindparam("uid"))
-            .values(ciphertext=bindparam("token"))
-        )
-        for chunk in _chunks(changes):
-            connection.execute(statement_update, list(chunk))
-    log.info("re-encrypted %d stored initial password(s)", len(changes))
-    return len(changes)

@@ -13,6 +13,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 
+from mis_sync.directory.concurrency import MIGRATION_LOCK, advisory_xact_lock
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -40,13 +42,19 @@ def alembic_config() -> Config:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the directory schema to the newest revision."""
+    """Bring the directory schema to the newest revision.
+
+    On PostgreSQL the upgrade runs under an advisory lock (``concurrency.MIGRATION_LOCK``): schools'
+    first runs start together, and two upgrades of an empty database would both create the tables.
+    The second waits, then finds the schema at head and does nothing.
+    """
     config = alembic_config()
     alembic_log = logging.getLogger("alembic")
     level = alembic_log.level
     alembic_log.setLevel(logging.WARNING)  # "Context impl SQLiteImpl" on every task is noise
     try:
         with engine.begin() as connection:
+            advisory_xact_lock(connection, MIGRATION_LOCK)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     finally:

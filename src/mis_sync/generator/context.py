@@ -14,20 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from faker import Faker
 
+from mis_sync.academic_year import academic_year_label, academic_year_start
 from mis_sync.generator.profiles import Profile
 from mis_sync.identifiers import VALID_LA_CODES
 
 DAY = np.timedelta64(1, "D")
-
-
-def academic_year_start(as_of: dt.date) -> int:
-    """Calendar year in which the academic year containing ``as_of`` began (years start 1 September)."""
-    return as_of.year if as_of.month >= 9 else as_of.year - 1
-
-
-def academic_year_label(start_year: int) -> str:
-    """``2025`` -> ``"2025/26"``, the form ``model.ACADEMIC_YEAR_PATTERN`` expects."""
-    return f"{start_year}/{(start_year + 1) % 100:02d}"
 
 
 def day(year: int, month: int, day_of_month: int) -> np.datetime64:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mis_sync.academic_year import academic_year_starts_np
 from mis_sync.generator.context import DAY, SchoolContext, day
 from mis_sync.generator.names import (
     EDGE_FIRST_NAMES,
@@ -25,12 +26,6 @@ from mis_sync.identifiers import make_upn
 
 ON_ROLL, PRE_ADMISSION, LEAVER = "on_roll", "pre_admission", "leaver"
 PUPIL_DOMAIN = "pupils.example.sch.uk"
-
-
-def _academic_year_of(dates: np.ndarray) -> np.ndarray:
-    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
-    months = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    return years - (months < 9)
 
 
 def build_roll(ctx: SchoolContext) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -123,7 +118,7 @@ def build_roll(ctx: SchoolContext) -> tuple[pd.DataFrame, dict[str, int]]:
             "joiner": is_joiner,
         }
     )
-    roll["admission_year"] = _academic_year_of(roll["admission"].to_numpy())
+    roll["admission_year"] = academic_year_starts_np(roll["admission"].to_numpy())
     roll = roll.sort_values("admission", kind="stable").reset_index(drop=True)
     return roll, forms
 

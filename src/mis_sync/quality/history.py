@@ -8,8 +8,11 @@ A finding is identified by (establishment, entity, MIS id, rule, field). Per run
 - open before and absent now → **fixed** (``fixed_at`` set); returned with the rule's hint so the
   report can show what was fixed.
 
-Re-running the same run id (an Airflow retry) reports what that run first saw as new again. All
-writes are bulk statements in one transaction (one INSERT and two executemany UPDATEs).
+Re-running the same run id (an Airflow retry) reports what that run first saw as new again. The read
+and the writes are one transaction (one INSERT and executemany UPDATEs), taken in turn per
+establishment under a PostgreSQL advisory lock: two runs of one school at once (a retry beside the
+scheduled run, a trust's first night) used to both read "not seen" and crash on
+``uq_quality_findings_key``. The INSERT also skips keys already present, as a second guard.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import datetime as dt
 from typing import Final
 
 import pandas as pd
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
+from mis_sync.directory.concurrency import advisory_xact_lock, insert_if_absent
 from mis_sync.quality.schema import QualityFinding
 from mis_sync.quality.suites import rule_table
 
@@ -31,11 +35,10 @@ HISTORY_COLUMNS: Final = ["status", "first_seen_at"]
 _T = QualityFinding.__table__
 
 
-def _existing(engine: Engine, establishment_id: str) -> pd.DataFrame:
+def _existing(connection: Connection, establishment_id: str) -> pd.DataFrame:
     columns = [_T.c.id, _T.c.entity, _T.c.mis_id, _T.c.rule, _T.c.field, _T.c.severity]
     columns += [_T.c.first_seen_run, _T.c.first_seen_at, _T.c.fixed_at]
-    with engine.connect() as connection:
-        rows = connection.execute(select(*columns).where(_T.c.establishment_id == establishment_id)).all()
+    rows = connection.execute(select(*columns).where(_T.c.establishment_id == establishment_id)).all()
     names = [c.name for c in columns]
     return pd.DataFrame([tuple(r) for r in rows], columns=names).astype(
         {"entity": object, "mis_id": object, "rule": object, "field": object}
@@ -57,7 +60,22 @@ def update_history(
     current = findings.copy()
     current[KEY] = current[KEY].astype(object)
     seen = current.drop_duplicates(KEY)[[*KEY, "severity"]]
-    existing = _existing(engine, establishment_id)
+    with engine.begin() as connection:
+        advisory_xact_lock(connection, f"misync:findings:{establishment_id}")
+        existing = _existing(connection, establishment_id)
+        fresh, still, reopened, gone = _write(connection, establishment_id, run_id, now, seen, existing)
+    return _annotate(current, fresh, still, reopened, gone, run_id, now)
+
+
+def _write(
+    connection: Connection,
+    establishment_id: str,
+    run_id: str,
+    now: dt.datetime,
+    seen: pd.DataFrame,
+    existing: pd.DataFrame,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Insert new findings, touch still-open ones, reopen and fix; returns (fresh, still, reopened, gone)."""
     merged = seen.merge(existing.drop(columns="severity"), on=KEY, how="left", indicator=True)
     fresh = merged[merged["_merge"] == "left_only"]
     known = merged[merged["_merge"] == "both"]
@@ -83,37 +101,47 @@ def update_history(
     ]
     fixed = [{"b_id": int(i), "b_at": now} for i in gone["id"]]
     by_id = _T.c.id == bindparam("b_id")
-    with engine.begin() as connection:
-        if inserts:
-            connection.execute(insert(_T), inserts)
-        if touch:
-            connection.execute(
-                update(_T)
-                .where(by_id)
-                .values(
-                    severity=bindparam("b_severity"),
-                    last_seen_run=bindparam("b_run"),
-                    last_seen_at=bindparam("b_at"),
-                ),
-                touch,
-            )
-        if reopen:
-            connection.execute(
-                update(_T)
-                .where(by_id)
-                .values(
-                    severity=bindparam("b_severity"),
-                    first_seen_run=bindparam("b_run"),
-                    first_seen_at=bindparam("b_at"),
-                    last_seen_run=bindparam("b_run"),
-                    last_seen_at=bindparam("b_at"),
-                    fixed_at=None,
-                ),
-                reopen,
-            )
-        if fixed:
-            connection.execute(update(_T).where(by_id).values(fixed_at=bindparam("b_at")), fixed)
+    insert_if_absent(connection, _T, inserts, ["establishment_id", *KEY])
+    if touch:
+        connection.execute(
+            update(_T)
+            .where(by_id)
+            .values(
+                severity=bindparam("b_severity"),
+                last_seen_run=bindparam("b_run"),
+                last_seen_at=bindparam("b_at"),
+            ),
+            touch,
+        )
+    if reopen:
+        connection.execute(
+            update(_T)
+            .where(by_id)
+            .values(
+                severity=bindparam("b_severity"),
+                first_seen_run=bindparam("b_run"),
+                first_seen_at=bindparam("b_at"),
+                last_seen_run=bindparam("b_run"),
+                last_seen_at=bindparam("b_at"),
+                fixed_at=None,
+            ),
+            reopen,
+        )
+    if fixed:
+        connection.execute(update(_T).where(by_id).values(fixed_at=bindparam("b_at")), fixed)
+    return fresh, still, reopened, gone
 
+
+def _annotate(
+    current: pd.DataFrame,
+    fresh: pd.DataFrame,
+    still: pd.DataFrame,
+    reopened: pd.DataFrame,
+    gone: pd.DataFrame,
+    run_id: str,
+    now: dt.datetime,
+) -> pd.DataFrame:
+    """This run's findings with ``status`` and ``first_seen_at``, plus one row per fixed finding."""
     first_seen = pd.concat(
         [
             fresh[KEY].assign(first_seen_run=run_id, first_seen_at=now),

@@ -10,7 +10,7 @@ column at all, so GE's result objects cannot contain personal data whatever it p
 - ``_row``: the row's position in the extract's table (0-based); findings map back through it;
 - ``mis_id`` and ``mis_id_duplicate`` where the entity has an MIS id (opaque ids, not personal);
 - one column per check: a boolean that is True when the record breaks the rule, or (``upn_problem``,
-  ``scn_problem``) a reason code that is NA when the value is fine or missing.
+  ``former_upn_problem``, ``scn_problem``) a reason code that is NA when the value is fine or missing.
 
 Cross-row checks (duplicates, references) are computed here per extract, so GE's part is row-local and
 several extracts can be validated in one batch. Record keys for findings come from ``derive_keys``,
@@ -157,6 +157,8 @@ def _pupils(frame: pd.DataFrame, group_ids: np.ndarray, *, country: Country, as_
     out["upn_duplicate"] = _flag(upn.notna() & upn.duplicated(keep=False))
     # identifiers.is_temporary_upn: valid, and the last character is a letter (not a digit)
     out["upn_temporary"] = _flag(upn.notna() & problems.isna() & ~upn.str[-1].str.isdigit())
+    # FormerUPN follows the UPN rules (census 1.3 rule 7); a temporary former UPN is normal, not flagged.
+    out["former_upn_problem"] = _codes(upn_problems(frame["former_upn"]))
     out["dob_out_of_range"] = dob_out_of_range(
         frame["date_of_birth"], frame["year_group"], country=country, as_of=as_of
     ).to_numpy()

@@ -9,13 +9,12 @@ reference: its pupils get England's codes and only the age checks.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 import pandas as pd
 
-Country = Literal["england", "wales", "scotland", "northern_ireland"]
-COUNTRIES: Final = ("england", "wales", "scotland", "northern_ireland")
+from mis_sync.academic_year import COUNTRIES, Country, academic_year_start, academic_year_starts
 
 ENGLAND_NC_INDEX: Final[dict[str, int]] = {"N1": -2, "N2": -1, "R": 0, **{str(n): n for n in range(1, 15)}}
 """NC year -> n in the DOB rule (§4.3): born 1 Sep (Y-n-5) to 31 Aug (Y-n-4) for academic year Y."""
@@ -34,13 +33,6 @@ MIN_AGE, MAX_AGE = 2, 25
 """Pupils younger than 2 (except N1/E1/E2) or older than 25 on the snapshot date, or born after it, are
 flagged whatever their year group."""
 _UNDER_TWO_ALLOWED: Final = frozenset({"N1", "E1", "E2"})
-
-
-def academic_year_start(day: dt.date, country: Country = "england") -> int:
-    """Calendar year the academic year (session) containing ``day`` began: 1 September in England,
-    Wales and Northern Ireland, August in Scotland (the session starts in August, §5)."""
-    first_month = 8 if country == "scotland" else 9
-    return day.year if day.month >= first_month else day.year - 1
 
 
 def known_year_groups(country: Country) -> frozenset[str]:
@@ -71,13 +63,14 @@ def dob_out_of_range(
 
     if country == "scotland":
         index = codes.map(SCOTLAND_STAGE_INDEX, na_action="ignore")
-        cohort = years - (months < 3)
+        cohort = years - (months < 3)  # the 1 March cohort cut-off (§5), not the August session start
     elif country == "northern_ireland":
         index = pd.Series(np.nan, index=codes.index)
         cohort = years
     else:
         index = codes.map(ENGLAND_NC_INDEX, na_action="ignore")
-        cohort = years - (months < 9)
+        # born in academic year Y: the cohort cut-off is the school year's start (§4.3)
+        cohort = academic_year_starts(dates, "england").to_numpy(dtype="float64", na_value=np.nan)
     expected = year_start - index.to_numpy(dtype="float64", na_value=np.nan) - 5
     with np.errstate(invalid="ignore"):
         out_of_cohort = np.abs(cohort - expected) >= YEARS_OUT_FLAGGED  # NaN compares False
@@ -90,3 +83,12 @@ def dob_out_of_range(
         implausible_age = ((age < MIN_AGE) & ~under_two_allowed) | (age > MAX_AGE)
     flagged = present & (out_of_cohort | future | implausible_age)
     return pd.Series(flagged, index=dob.index, dtype=bool)
+
+
+__all__ = [
+    "COUNTRIES",
+    "Country",
+    "academic_year_start",
+    "dob_out_of_range",
+    "known_year_groups",
+]
