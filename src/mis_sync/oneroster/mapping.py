@@ -1,0 +1,161 @@
+"""Rows of the collections' selects (``collections``) as OneRoster 1.2 JSON objects.
+
+Pure functions of one row: no database, no request. A user's personal fields are dropped here when
+the app was not granted their field group, so no route can leak them by forgetting to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from mis_sync.oneroster.errors import bad_request
+
+USER_FIELD_GROUPS = {
+    "givenName": "names",
+    "familyName": "names",
+    "middleName": "names",
+    "username": "username",
+    "email": "email",
+    "identifier": "identifiers",
+    "userIds": "identifiers",
+}
+
+
+def timestamp(value: Any) -> str | None:
+    """ISO 8601 in UTC with milliseconds, as the spec's examples write dateLastModified."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:  # SQLite hands back the directory's UTC times without an offset
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+class Refs:
+    """GUIDRefs (``href``, ``sourcedId``, ``type``) under the service's base URL."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url.rstrip("/")
+
+    def __call__(self, collection: str, sourced_id: str | None, kind: str) -> dict[str, str] | None:
+        if sourced_id is None:
+            return None
+        return {
+            "href": f"{self.base}/{collection}/{quote(sourced_id, safe='')}",
+            "sourcedId": sourced_id,
+            "type": kind,
+        }
+
+
+def _base(row: Any) -> dict[str, Any]:
+    return {
+        "sourcedId": row.sourcedId,
+        "status": row.status,
+        "dateLastModified": timestamp(row.dateLastModified),
+        "metadata": {},
+    }
+
+
+def _list(value: str | None) -> list[str]:
+    return [] if value is None else [value]
+
+
+def org(row: Any, refs: Refs) -> dict[str, Any]:
+    return {**_base(row), "name": row.name, "type": row.type, "identifier": row.identifier, "children": []}
+
+
+def session(row: Any, refs: Refs) -> dict[str, Any]:
+    out = {
+        **_base(row),
+        "title": row.title,
+        "startDate": row.startDate,
+        "endDate": row.endDate,
+        "type": row.type,
+        "schoolYear": row.schoolYear,
+        "org": refs("schools", row.school, "org"),
+        "children": [],
+    }
+    if row.parent is not None:
+        out["parent"] = refs("academicSessions", row.parent, "academicSession")
+    return out
+
+
+def course(row: Any, refs: Refs) -> dict[str, Any]:
+    return {
+        **_base(row),
+        "title": row.title,
+        "schoolYear": refs("academicSessions", row.schoolYear, "academicSession"),
+        "grades": _list(row.grade),
+        "subjects": _list(row.subject),
+        "org": refs("schools", row.school, "org"),
+    }
+
+
+def class_(row: Any, refs: Refs) -> dict[str, Any]:
+    out = {
+        **_base(row),
+        "title": row.title,
+        "classType": row.classType,
+        "grades": _list(row.grade),
+        "subjects": _list(row.subject),
+        "course": refs("courses", row.course, "course"),
+        "school": refs("schools", row.school, "org"),
+        "terms": [refs("terms", row.term, "academicSession")],
+    }
+    if row.classCode is not None:
+        out["classCode"] = row.classCode
+    return out
+
+
+def user(row: Any, refs: Refs, field_groups: frozenset[str]) -> dict[str, Any]:
+    school = refs("schools", row.school, "org")
+    out: dict[str, Any] = {
+        **_base(row),
+        "username": row.username,
+        "userIds": [{"type": "MIS", "identifier": row.identifier}],
+        "enabledUser": row.enabledUser,
+        "givenName": row.givenName or "",
+        "familyName": row.familyName or "",
+        "roles": [{"roleType": "primary", "role": row.role, "org": school}],
+        "primaryOrg": school,
+        "agents": [],
+        "identifier": row.identifier,
+        "email": row.email,
+        "grades": _list(row.grade),
+    }
+    if out["email"] is None:
+        del out["email"]
+    for name, group in USER_FIELD_GROUPS.items():
+        if group not in field_groups:
+            out.pop(name, None)
+    return out
+
+
+def enrollment(row: Any, refs: Refs) -> dict[str, Any]:
+    return {
+        **_base(row),
+        "user": refs("users", row.user, "user"),
+        "class": refs("classes", getattr(row, "class"), "class"),
+        "school": refs("schools", row.school, "org"),
+        "role": row.role,
+        "primary": row.primary,
+    }
+
+
+Builder = Callable[[Any, Refs], dict[str, Any]]
+
+
+def select_fields(
+    objects: list[dict[str, Any]], fields: tuple[str, ...] | None, known: set[str]
+) -> list[dict]:
+    """Keep only the named top-level fields (the ``fields`` parameter); unknown names are a 400."""
+    if fields is None:
+        return objects
+    unknown = [name for name in fields if name not in known]
+    if unknown:
+        raise bad_request("invalid_selection_field", f"fields: {unknown[0]} is not a field this app can read")
+    return [{k: v for k, v in obj.items() if k in fields} for obj in objects]

@@ -1,0 +1,153 @@
+"""What every request needs: the directory engine, the schools, the token key, the limiter; and the
+two operations every path is made of (a page of a collection, one object by sourcedId).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Engine, select
+
+from mis_sync.directory.schema import SyncState
+from mis_sync.oneroster import collections as c
+from mis_sync.oneroster import mapping as m
+from mis_sync.oneroster.apps import get_app
+from mis_sync.oneroster.auth import read_token, require_scope
+from mis_sync.oneroster.errors import OneRosterError, not_found, unauthorised
+from mis_sync.oneroster.query import Query, parse_query
+from mis_sync.oneroster.ratelimit import RateLimiter, retry_after_header
+from mis_sync.oneroster.resources import Resource
+from mis_sync.oneroster.sqlquery import Narrowing, lookup, run_page
+
+TOKEN_KEY_ENV = "MISYNC_ONEROSTER_TOKEN_KEY"
+
+
+def school_catalogue(engine: Engine, establishments_dir: Path | None) -> list[c.School]:
+    """Every establishment the directory holds, named from its YAML file where there is one."""
+    from mis_sync.config import discover
+
+    configs = {}
+    if establishments_dir is not None and establishments_dir.is_dir():
+        for item in discover(establishments_dir):
+            if item.establishment is not None:
+                modified = dt.datetime.fromtimestamp(item.path.stat().st_mtime, dt.UTC)
+                configs[item.establishment.id] = (item.establishment, modified)
+    with engine.connect() as connection:
+        rows = connection.execute(select(SyncState.establishment_id, SyncState.last_success_at)).all()
+    schools = []
+    for establishment_id, last_success in sorted(rows):
+        config, modified = configs.get(establishment_id, (None, last_success))
+        schools.append(
+            c.School(
+                establishment_id,
+                config.name if config else establishment_id,
+                config.laestab if config else None,
+                modified or dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
+            )
+        )
+    return schools
+
+
+@dataclass
+class Caller:
+    """The app behind a request, once its token, status, rate limit and scope have been checked."""
+
+    client_id: str
+    access: c.Access
+
+
+@dataclass
+class Service:
+    engine: Engine
+    establishments_dir: Path | None = None
+    token_key: bytes = field(
+        default_factory=lambda: os.environ.get(TOKEN_KEY_ENV, "").encode() or secrets.token_bytes(32)
+    )
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+
+    def schools(self) -> list[c.School]:
+        return school_catalogue(self.engine, self.establishments_dir)
+
+    def authorise(self, authorization: str | None, demographics: bool = False) -> Caller:
+        claims = read_token(self.token_key, authorization)
+        app = get_app(self.engine, claims.client_id)
+        if app is None or app.revoked:
+            raise unauthorised("the app has been revoked")
+        wait = self.limiter.try_acquire(app.client_id, app.rate_limit_per_minute)
+        if wait > 0:
+            raise OneRosterError(
+                429,
+                "server_busy",
+                "rate limit exceeded for this app",
+                {"Retry-After": retry_after_header(wait)},
+            )
+        require_scope(claims.scopes & app.scopes, demographics)
+        return Caller(app.client_id, c.Access(app.schools, app.field_groups))
+
+    def page(
+        self,
+        resource: Resource,
+        caller: Caller,
+        params: dict[str, str],
+        base_url: str,
+        narrowing: Narrowing | None = None,
+    ) -> tuple[dict[str, Any], int, Query]:
+        """A collection's page as (body, total count, parsed query)."""
+        query = parse_query(params)
+        access = caller.access
+        select_ = resource.select(access, self.schools() if resource.plural == "orgs" else [])
+        with self.engine.connect() as connection:
+            page = run_page(
+                connection, select_, resource.fields, resource.visible_fields(access), query, narrowing
+            )
+        refs = m.Refs(base_url)
+        objects = [resource.build(row, refs, access) for row in page.rows]
+        objects = m.select_fields(objects, query.fields, resource.selectable_fields(access))
+        return {resource.plural: objects}, page.total, query
+
+    def one(
+        self, resource: Resource, caller: Caller, sourced_id: str, base_url: str, fields: str | None
+    ) -> dict:
+        row = self.find(resource, caller, sourced_id)
+        objects = [resource.build(row, m.Refs(base_url), caller.access)]
+        query = parse_query({"fields": fields} if fields else {})
+        objects = m.select_fields(objects, query.fields, resource.selectable_fields(caller.access))
+        return {resource.singular: objects[0]}
+
+    def find(
+        self, resource: Resource, caller: Caller, sourced_id: str, narrowing: Narrowing | None = None
+    ) -> Any:
+        """The visible row with this sourcedId; 404 when it does not exist or the app may not see it
+        (an app cannot tell another school's record from a missing one)."""
+        select_ = resource.select(caller.access, self.schools() if resource.plural == "orgs" else [])
+        by_id = resource.by_id(sourced_id)
+        condition = by_id if narrowing is None else (lambda columns: by_id(columns) & narrowing(columns))
+        with self.engine.connect() as connection:
+            row = lookup(connection, select_, condition)
+        if row is None:
+            raise not_found(resource.label)
+        return row
+
+
+def paging_links(url: str, params: dict[str, str], query: Query, total: int) -> str:
+    """RFC 8288 ``Link`` header: first, prev, next and last pages, other parameters kept."""
+    links = []
+
+    def link(offset: int, rel: str) -> None:
+        kept = {**params, "limit": str(query.limit), "offset": str(offset)}
+        links.append(f'<{url}?{urlencode(kept)}>; rel="{rel}"')
+
+    last = max(0, ((total - 1) // query.limit) * query.limit) if total else 0
+    link(0, "first")
+    if query.offset > 0:
+        link(max(0, query.offset - query.limit), "prev")
+    if query.offset + query.limit < total:
+        link(query.offset + query.limit, "next")
+    link(last, "last")
+    return ", ".join(links)
