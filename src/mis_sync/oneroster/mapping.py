@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -24,15 +25,23 @@ USER_FIELD_GROUPS = {
 }
 
 
+@lru_cache(maxsize=8192)
 def timestamp(value: Any) -> str | None:
-    """ISO 8601 in UTC with milliseconds, as the spec's examples write dateLastModified."""
+    """ISO 8601 in UTC with milliseconds, as the spec's examples write dateLastModified (cached: a
+    sync stamps thousands of rows with the same time)."""
     if value is None:
         return None
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
-    if value.tzinfo is None:  # SQLite hands back the directory's UTC times without an offset
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    # SQLite hands back the directory's UTC times without an offset.
+    return value.isoformat(timespec="milliseconds") + "Z"
+
+
+@lru_cache(maxsize=65536)
+def _quoted(sourced_id: str) -> str:
+    return quote(sourced_id, safe="")
 
 
 class Refs:
@@ -40,10 +49,19 @@ class Refs:
 
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
+        self._schools: dict[str, dict[str, str]] = {}
 
     def __call__(self, collection: str, sourced_id: str | None, kind: str) -> dict[str, str] | None:
         if sourced_id is None:
             return None
+        if collection == "schools":  # the same few schools on every row: build each once a page
+            known = self._schools.get(sourced_id)
+            if known is None:
+                known = self._schools[sourced_id] = self._ref(collection, sourced_id, kind)
+            return known
+        return self._ref(collection, sourced_id, kind)
+
+    def _ref(self, collection: str, sourced_id: str, kind: str) -> dict[str, str]:
         return {
             "href": f"{self.base}/{collection}/{quote(sourced_id, safe='')}",
             "sourcedId": sourced_id,

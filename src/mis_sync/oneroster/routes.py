@@ -6,6 +6,7 @@ their parent, which must itself be visible to the app (else 404, as if it did no
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,13 @@ def _prefix(request: Request) -> str:
     return BASE_PATH
 
 
+def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """Serialised here: the objects are plain JSON already, and FastAPI's encoder walking 5,000 of
+    them costs more than building them."""
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(content, media_type="application/json", headers=headers)
+
+
 def _caller(service: Service, request: Request) -> Caller:
     caller = service.authorise(request.headers.get("authorization"))
     request.state.client_id = caller.client_id
@@ -41,15 +49,19 @@ def _collection(
     resource: r.Resource,
     narrow: ParentNarrowing | None = None,
 ) -> None:
-    def handler(request: Request, response: Response) -> dict[str, Any]:
+    def handler(request: Request) -> Response:
         caller = _caller(service, request)
         params = dict(request.query_params)
         narrowing = narrow(service, caller, request.path_params) if narrow else None
-        body, total, query = service.page(resource, caller, params, _base_url(request), narrowing)
+        body, total, query = service.page(
+            resource, caller, params, _base_url(request), narrowing, signature=request.url.path
+        )
         request.state.records = len(body[resource.plural])
-        response.headers["X-Total-Count"] = str(total)
-        response.headers["Link"] = paging_links(str(request.url).split("?")[0], params, query, total)
-        return body
+        headers = {
+            "X-Total-Count": str(total),
+            "Link": paging_links(str(request.url).split("?")[0], params, query, total),
+        }
+        return _json(body, headers)
 
     handler.__name__ = "get_" + path.strip("/").replace("/", "_").replace("{", "").replace("}", "")
     router.add_api_route(path, handler, methods=["GET"], summary=f"{resource.plural} ({path})")
@@ -70,7 +82,7 @@ def _single(
                 resource, caller, sourcedId, _base_url(request), request.query_params.get("fields")
             )
         request.state.records = 1
-        return body
+        return _json(body)
 
     handler.__name__ = "get_one_" + path.strip("/").split("/")[0]
     router.add_api_route(path, handler, methods=["GET"], summary=f"one {resource.singular}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from mis_sync.oneroster import mapping as m
 from mis_sync.oneroster.apps import get_app
 from mis_sync.oneroster.auth import read_token, require_scope
 from mis_sync.oneroster.errors import OneRosterError, not_found, unauthorised
+from mis_sync.oneroster.pagecache import PageCache, directory_state
 from mis_sync.oneroster.query import Query, parse_query
 from mis_sync.oneroster.ratelimit import RateLimiter, retry_after_header
 from mis_sync.oneroster.resources import Resource
@@ -70,9 +72,18 @@ class Service:
         default_factory=lambda: os.environ.get(TOKEN_KEY_ENV, "").encode() or secrets.token_bytes(32)
     )
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    cache: PageCache = field(default_factory=PageCache)
+    _selects: dict[Any, Any] = field(default_factory=dict)
+    _schools: tuple[float, list[c.School]] | None = None
+
+    SCHOOLS_TTL_S = 60.0
 
     def schools(self) -> list[c.School]:
-        return school_catalogue(self.engine, self.establishments_dir)
+        """The establishments as orgs, re-read at most once a minute (YAML files and sync state)."""
+        now = time.monotonic()
+        if self._schools is None or now - self._schools[0] > self.SCHOOLS_TTL_S:
+            self._schools = (now, school_catalogue(self.engine, self.establishments_dir))
+        return self._schools[1]
 
     def authorise(self, authorization: str | None, demographics: bool = False) -> Caller:
         claims = read_token(self.token_key, authorization)
@@ -97,19 +108,33 @@ class Service:
         params: dict[str, str],
         base_url: str,
         narrowing: Narrowing | None = None,
+        signature: str = "",
     ) -> tuple[dict[str, Any], int, Query]:
-        """A collection's page as (body, total count, parsed query)."""
+        """A collection's page as (body, total count, parsed query). ``signature`` names the path (with
+        its parents' ids): with the other parameters and the app's access it keys the page cache."""
         query = parse_query(params)
         access = caller.access
-        select_ = resource.select(access, self.schools() if resource.plural == "orgs" else [])
+        select_ = self._select(resource, access)
         with self.engine.connect() as connection:
-            page = run_page(
-                connection, select_, resource.fields, resource.visible_fields(access), query, narrowing
-            )
+            state = directory_state(connection)
+            kept = tuple(sorted((k, v) for k, v in params.items() if k not in ("limit", "offset", "fields")))
+            key = (signature or resource.plural, kept, access, state)
+            visible = resource.visible_fields(access)
+            page = run_page(connection, select_, resource.fields, visible, query, narrowing, self.cache, key)
         refs = m.Refs(base_url)
         objects = [resource.build(row, refs, access) for row in page.rows]
         objects = m.select_fields(objects, query.fields, resource.selectable_fields(access))
         return {resource.plural: objects}, page.total, query
+
+    def _select(self, resource: Resource, access: c.Access) -> Any:
+        """The resource's select for this access (built once: selects are immutable; orgs read config)."""
+        if resource.plural == "orgs":
+            return resource.select(access, self.schools())
+        key = (resource.plural, access)
+        select_ = self._selects.get(key)
+        if select_ is None:
+            select_ = self._selects[key] = resource.select(access, [])
+        return select_
 
     def one(
         self, resource: Resource, caller: Caller, sourced_id: str, base_url: str, fields: str | None
@@ -125,7 +150,7 @@ class Service:
     ) -> Any:
         """The visible row with this sourcedId; 404 when it does not exist or the app may not see it
         (an app cannot tell another school's record from a missing one)."""
-        select_ = resource.select(caller.access, self.schools() if resource.plural == "orgs" else [])
+        select_ = self._select(resource, caller.access)
         by_id = resource.by_id(sourced_id)
         condition = by_id if narrowing is None else (lambda columns: by_id(columns) & narrowing(columns))
         with self.engine.connect() as connection:

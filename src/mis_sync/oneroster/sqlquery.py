@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, DateTime, Select, String, and_, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, DateTime, Select, String, and_, func, literal, or_, select, true, tuple_
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from mis_sync.oneroster.errors import bad_request
+from mis_sync.oneroster.pagecache import PageCache
 from mis_sync.oneroster.query import Filter, Predicate, Query
 
 FieldKind = Literal["text", "datetime", "date"]
@@ -196,16 +197,45 @@ def run_page(
     visible: set[str],
     query: Query,
     narrowing: Narrowing | None = None,
+    cache: PageCache | None = None,
+    cache_key: Any = None,
 ) -> Page:
-    """One page of ``base`` filtered, sorted and counted in SQL; ``narrowing`` for nested paths."""
+    """One page of ``base`` filtered, sorted and counted in SQL; ``narrowing`` for nested paths.
+
+    With a ``cache`` and a ``cache_key`` (the query and the directory state, see ``pagecache``), the
+    count is computed once and a page that starts where a previous one ended seeks to it by key.
+    """
     sub = base.subquery("c")
     where = conditions_for(fields, visible, sub.c, query, narrowing)
     order = order_by(fields, visible, sub.c, query)
-    total = connection.execute(select(func.count()).select_from(sub).where(where)).scalar_one()
-    rows = connection.execute(
-        select(sub).where(where).order_by(*order).limit(query.limit).offset(query.offset)
-    ).all()
-    return Page(rows, int(total))
+    total = cache.get(("count", cache_key)) if cache is not None else None
+    if total is None:
+        total = int(connection.execute(select(func.count()).select_from(sub).where(where)).scalar_one())
+        if cache is not None:
+            cache.put(("count", cache_key), total)
+    keys = _keyset_columns(fields, query)
+    seek = (
+        cache.get(("seek", cache_key, query.offset)) if cache is not None and keys and query.offset else None
+    )
+    statement = select(sub).where(where).order_by(*order).limit(query.limit)
+    if seek is not None:
+        position = tuple_(*(sub.c[name] for name in keys))
+        after = position < tuple_(*seek) if query.descending else position > tuple_(*seek)
+        rows = connection.execute(statement.where(after)).all()
+    else:
+        rows = connection.execute(statement.offset(query.offset)).all()
+    if cache is not None and keys and len(rows) == query.limit:
+        last = rows[-1]._mapping
+        cache.put(("seek", cache_key, query.offset + query.limit), tuple(last[name] for name in keys))
+    return Page(rows, total)
+
+
+def _keyset_columns(fields: dict[str, FieldSpec], query: Query) -> tuple[str, ...]:
+    """The columns a sourcedId sort orders by (never null, unique): the only sort that seeks by key."""
+    if query.sort not in (None, "sourcedId"):
+        return ()
+    identity = fields["sourcedId"]
+    return identity.sort_columns or (identity.column,)
 
 
 def lookup(connection: Any, base: Select[Any], narrowing: Narrowing) -> Any | None:
