@@ -1,0 +1,417 @@
+"""The OneRoster 1.2 service over a directory filled from generated schools (SQLite; one PostgreSQL run).
+
+Covers: a crawl of every collection reconciled with the directory, nested paths, tobedeleted and
+change reads, paging and filters against the reference implementation, the spec's errors, OAuth,
+scope / school / field restrictions, rate limits and the access log.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, select
+
+from mis_sync.directory.db import make_engine
+from mis_sync.directory.schema import Group, Membership, User
+from mis_sync.oneroster.apps import add_app, revoke_app
+from mis_sync.oneroster.query import parse_filter
+from mis_sync.oneroster.server import create_app
+from tests.integration.oneroster_support import (
+    NORTH,
+    SOUTH,
+    Client,
+    fill_directory,
+    pages,
+    reference,
+    register,
+)
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, dict[str, Any]]:
+    path: Path = tmp_path_factory.mktemp("oneroster") / "directory.db"
+    engine = make_engine(f"sqlite:///{path}")
+    facts = fill_directory(engine)
+    return engine, facts
+
+
+@pytest.fixture(scope="module")
+def http(directory: tuple[Engine, dict[str, Any]]) -> TestClient:
+    return TestClient(create_app(directory[0]))
+
+
+@pytest.fixture(scope="module")
+def trust_app(directory: tuple[Engine, dict[str, Any]], http: TestClient) -> Client:
+    return register(
+        directory[0], http, field_groups=["names", "username", "email", "identifiers", "contacts"]
+    )
+
+
+@pytest.fixture(scope="module")
+def all_users(trust_app: Client) -> list[dict[str, Any]]:
+    return trust_app.crawl("/users", "users", limit=500)
+
+
+# ------------------------------------------------------------------------------------------ the crawl
+
+
+def test_crawl_of_every_collection_reconciles_with_the_directory(
+    directory: tuple[Engine, dict[str, Any]], trust_app: Client, all_users: list[dict[str, Any]]
+) -> None:
+    engine, _ = directory
+    with engine.connect() as c:
+        user_ids = {i for (i,) in c.execute(select(User.id))}
+        group_ids = {
+            i for (i,) in c.execute(select(Group.id).where(Group.kind.in_(["registration", "teaching"])))
+        }
+        memberships = set(
+            c.execute(
+                select(Membership.group_id, Membership.user_id, Membership.role).where(
+                    Membership.group_id.in_(group_ids)
+                )
+            ).all()
+        )
+        parents = c.execute(select(User.id).where(User.role == "parent")).all()
+    assert parents, "the fixture must hold parent accounts"
+    assert {int(u["sourcedId"][4:]) for u in all_users} == user_ids
+    classes = trust_app.crawl("/classes", "classes", limit=200)
+    assert {int(x["sourcedId"][4:]) for x in classes} == group_ids
+    enrollments = trust_app.crawl("/enrollments", "enrollments", limit=3000)
+    seen = {
+        (
+            int(e["class"]["sourcedId"][4:]),
+            int(e["user"]["sourcedId"][4:]),
+            "teacher" if e["role"] == "teacher" else "member",
+        )
+        for e in enrollments
+    }
+    assert seen == memberships
+    assert len({e["sourcedId"] for e in enrollments}) == len(enrollments)
+    courses = {c["sourcedId"] for c in trust_app.crawl("/courses", "courses")}
+    assert {x["course"]["sourcedId"] for x in classes} == courses
+    terms = {t["sourcedId"] for t in trust_app.crawl("/terms", "academicSessions")}
+    assert {t["sourcedId"] for x in classes for t in x["terms"]} == terms
+    schools = trust_app.crawl("/schools", "orgs")
+    assert sorted(s["sourcedId"] for s in schools) == [NORTH, SOUTH]
+    for path, key in (
+        ("/orgs", "orgs"),
+        ("/academicSessions", "academicSessions"),
+        ("/gradingPeriods", "academicSessions"),
+    ):
+        trust_app.crawl(path, key)
+
+
+def test_users_map_roles_and_fields(all_users: list[dict[str, Any]]) -> None:
+    roles = {u["roles"][0]["role"] for u in all_users}
+    assert roles == {"student", "teacher", "aide", "guardian"}
+    student = next(u for u in all_users if u["roles"][0]["role"] == "student" and u["status"] == "active")
+    assert student["primaryOrg"]["type"] == "org"
+    assert student["grades"] and student["userIds"][0]["type"] == "MIS"
+    assert student["enabledUser"] in ("true", "false")
+    assert student["dateLastModified"].endswith("Z")
+
+
+def test_removed_records_are_tobedeleted_and_changes_can_be_read(
+    directory: tuple[Engine, dict[str, Any]], trust_app: Client
+) -> None:
+    engine, facts = directory
+    with engine.connect() as c:
+        archived = c.execute(
+            select(Group.id).where(Group.mis_id == facts["archived_group_mis_id"])
+        ).scalar_one()
+    one = trust_app.get(f"/classes/cls-{archived:010d}").json()["class"]
+    assert one["status"] == "tobedeleted"
+    changed = trust_app.crawl(
+        "/classes", "classes", filter=f"dateLastModified>'{_before(one['dateLastModified'])}'"
+    )
+    assert f"cls-{archived:010d}" in {x["sourcedId"] for x in changed}
+    assert len(changed) < int(trust_app.get("/classes", limit=1).headers["X-Total-Count"])
+    enrollments = trust_app.crawl(
+        "/enrollments", "enrollments", filter=f"class.sourcedId='cls-{archived:010d}'"
+    )
+    assert enrollments == []  # the second sync removed its memberships
+
+
+def _before(stamp: str) -> str:
+    import datetime as dt
+
+    value = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")) - dt.timedelta(milliseconds=1)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def test_nested_collections(trust_app: Client) -> None:
+    klass = next(
+        x
+        for x in trust_app.crawl("/classes", "classes", limit=1000)
+        if x["classType"] == "scheduled" and x["status"] == "active"
+    )
+    class_id, school = klass["sourcedId"], klass["school"]["sourcedId"]
+    enrollments = trust_app.crawl(f"/schools/{school}/classes/{class_id}/enrollments", "enrollments")
+    students = {e["user"]["sourcedId"] for e in enrollments if e["role"] == "student"}
+    teachers = {e["user"]["sourcedId"] for e in enrollments if e["role"] == "teacher"}
+    assert students and teachers
+    assert {u["sourcedId"] for u in trust_app.crawl(f"/classes/{class_id}/students", "users")} == students
+    assert {u["sourcedId"] for u in trust_app.crawl(f"/classes/{class_id}/teachers", "users")} == teachers
+    assert {
+        u["sourcedId"] for u in trust_app.crawl(f"/schools/{school}/classes/{class_id}/students", "users")
+    } == students
+    student = sorted(students)[0]
+    assert class_id in {x["sourcedId"] for x in trust_app.crawl(f"/students/{student}/classes", "classes")}
+    teacher = sorted(teachers)[0]
+    assert class_id in {x["sourcedId"] for x in trust_app.crawl(f"/teachers/{teacher}/classes", "classes")}
+    assert class_id in {x["sourcedId"] for x in trust_app.crawl(f"/users/{teacher}/classes", "classes")}
+    course = klass["course"]["sourcedId"]
+    assert class_id in {x["sourcedId"] for x in trust_app.crawl(f"/courses/{course}/classes", "classes")}
+    term = klass["terms"][0]["sourcedId"]
+    assert class_id in {x["sourcedId"] for x in trust_app.crawl(f"/terms/{term}/classes", "classes")}
+    assert trust_app.crawl(f"/terms/{term}/gradingPeriods", "academicSessions") == []
+    school_terms = trust_app.crawl(f"/schools/{school}/terms", "academicSessions")
+    assert [t["sourcedId"] for t in school_terms] == [term]
+    for path, key in (("classes", "classes"), ("courses", "courses"), ("enrollments", "enrollments")):
+        assert all(r["sourcedId"] for r in trust_app.crawl(f"/schools/{school}/{path}", key, limit=5000))
+    school_students = trust_app.crawl(f"/schools/{school}/students", "users", limit=5000)
+    assert {u["roles"][0]["role"] for u in school_students} == {"student"}
+    assert {u["primaryOrg"]["sourcedId"] for u in school_students} == {school}
+    school_teachers = trust_app.crawl(f"/schools/{school}/teachers", "users", limit=5000)
+    assert {u["roles"][0]["role"] for u in school_teachers} == {"teacher"}
+    # single objects, by the sourcedIds the collections gave
+    assert trust_app.get(f"/students/{student}").json()["user"]["sourcedId"] == student
+    assert trust_app.get(f"/teachers/{student}").status_code == 404
+    assert trust_app.get(f"/schools/{school}").json()["org"]["sourcedId"] == school
+    assert trust_app.get(f"/courses/{course}").json()["course"]["sourcedId"] == course
+    assert trust_app.get(f"/terms/{term}").json()["academicSession"]["type"] == "term"
+    enrollment = enrollments[0]["sourcedId"]
+    assert trust_app.get(f"/enrollments/{enrollment}").json()["enrollment"]["sourcedId"] == enrollment
+
+
+# ------------------------------------------------------------------------------- paging and filters
+
+
+def test_pages_join_up_to_the_whole_collection(trust_app: Client, all_users: list[dict[str, Any]]) -> None:
+    ids = [u["sourcedId"] for u in all_users]
+    assert ids == sorted(ids)
+    paged = [u["sourcedId"] for batch in pages(trust_app, "/users", "users", 137) for u in batch]
+    assert paged == ids
+    answer = trust_app.get("/users", limit=100, offset=200)
+    assert answer.headers["X-Total-Count"] == str(len(ids))
+    links = answer.headers["Link"]
+    assert 'offset=300>; rel="next"' in links and 'offset=100>; rel="prev"' in links
+    assert f'offset={(len(ids) - 1) // 100 * 100}>; rel="last"' in links
+
+
+FILTERS = [
+    "status='active'",
+    "role='teacher'",
+    "role='student' AND enabledUser='false'",
+    "givenName~'an' OR familyName~'SON'",
+    "role='aide' OR role='guardian' AND status='active'",
+    "familyName>='M' AND familyName<'P'",
+    "email!='x' AND username~'a'",
+    "sourcedId<='usr-0000000100'",
+    "dateLastModified>'2000-01-01T00:00:00Z'",
+    "dateLastModified<'2000-01-01'",
+]
+
+
+@pytest.mark.parametrize("text", FILTERS)
+@pytest.mark.parametrize(("sort", "descending"), [(None, False), ("familyName", False), ("username", True)])
+def test_filters_and_sorts_match_the_reference(
+    trust_app: Client, all_users: list[dict[str, Any]], text: str, sort: str | None, descending: bool
+) -> None:
+    params = {"filter": text, "orderBy": "desc" if descending else "asc"}
+    if sort:
+        params["sort"] = sort
+    got = [u["sourcedId"] for u in trust_app.crawl("/users", "users", limit=700, **params)]
+    assert got == reference(all_users, parse_filter(text), sort, descending)
+
+
+_field = st.sampled_from(["status", "givenName", "familyName", "role", "username", "enabledUser"])
+_op = st.sampled_from(["=", "!=", "~", ">", "<", ">=", "<="])
+_value = st.sampled_from(["active", "student", "teacher", "a", "an", "M", "true", "", "O'Neill", "zz"])
+
+
+@given(st.lists(st.tuples(_field, _op, _value), min_size=1, max_size=3), st.sampled_from([" AND ", " OR "]))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_generated_filters_match_the_reference(
+    trust_app: Client, all_users: list[dict[str, Any]], parts: list[tuple[str, str, str]], join: str
+) -> None:
+    text = join.join(f"{f}{op}'" + v.replace("'", "''") + "'" for f, op, v in parts)
+    got = [u["sourcedId"] for u in trust_app.crawl("/users", "users", limit=5000, filter=text)]
+    assert got == reference(all_users, parse_filter(text), None, False)
+
+
+@given(st.text(max_size=40))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_arbitrary_filters_never_give_a_500(trust_app: Client, text: str) -> None:
+    answer = trust_app.get("/users", filter=text, limit=5)
+    assert answer.status_code in (200, 400)
+    if answer.status_code == 400:
+        assert answer.json()["imsx_codeMajor"] == "failure"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code"),
+    [
+        ("/users", {"filter": "nosuch='x'"}, 400, "invalid_filter_field"),
+        ("/users", {"filter": "givenName='x"}, 400, "invalid_filter_field"),
+        ("/users", {"filter": "dateLastModified>'yesterday'"}, 400, "invaliddata"),
+        ("/users", {"filter": "dateLastModified~'2026'"}, 400, "invalid_filter_field"),
+        ("/users", {"sort": "nosuch"}, 400, "invalid_sort_field"),
+        ("/users", {"fields": "sourcedId,nosuch"}, 400, "invalid_selection_field"),
+        ("/users", {"limit": "-3"}, 400, "invaliddata"),
+        ("/users/usr-9999999999", {}, 404, "unknownobject"),
+        ("/users/not-an-id", {}, 404, "unknownobject"),
+        ("/classes/cls-0000000001/students", {}, 404, "unknownobject"),
+        ("/schools/nowhere/classes", {}, 404, "unknownobject"),
+        ("/nosuchcollection", {}, 404, "unknownobject"),
+    ],
+)
+def test_errors_use_the_specs_payload(
+    trust_app: Client, path: str, params: dict, status: int, code: str
+) -> None:
+    answer = trust_app.get(path, **params)
+    assert answer.status_code == status
+    body = answer.json()
+    assert body["imsx_codeMajor"] == "failure" and body["imsx_severity"] == "error"
+    assert body["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"] == code
+
+
+def test_fields_selects_what_is_returned(trust_app: Client) -> None:
+    users = trust_app.get("/users", fields="sourcedId,status", limit=3).json()["users"]
+    assert [sorted(u) for u in users] == [["sourcedId", "status"]] * 3
+
+
+# ------------------------------------------------------------------------ OAuth, scopes, schools, fields
+
+
+def test_token_endpoint_refuses_bad_clients(
+    directory: tuple[Engine, dict[str, Any]], http: TestClient
+) -> None:
+    app, secret = add_app(directory[0], "oauth", schools=None, scopes=["roster-core.readonly"])
+    form = {"grant_type": "client_credentials", "client_id": app.client_id}
+    assert (
+        http.post("/oauth/token", data={**form, "client_secret": "wrong"}).json()["error"] == "invalid_client"
+    )
+    assert (
+        http.post(
+            "/oauth/token", data={**form, "grant_type": "password", "client_secret": secret}
+        ).status_code
+        == 400
+    )
+    refused = http.post("/oauth/token", data={**form, "client_secret": secret, "scope": "roster.readonly"})
+    assert refused.json()["error"] == "invalid_scope"
+    basic = http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=(app.client_id, secret))
+    assert (
+        basic.status_code == 200 and basic.json()["token_type"] == "bearer" and basic.json()["expires_in"] > 0
+    )
+    assert http.get("/ims/oneroster/rostering/v1p2/users").status_code == 401
+    forged = {"Authorization": "Bearer " + basic.json()["access_token"][:-2] + "xx"}
+    assert http.get("/ims/oneroster/rostering/v1p2/users", headers=forged).status_code == 401
+    client = Client(http, app.client_id, secret)
+    assert client.get("/users", limit=1).status_code == 200
+    revoke_app(directory[0], app.client_id)
+    revoked = client.get("/users", limit=1)
+    assert revoked.status_code == 401
+    assert (
+        revoked.json()["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"]
+        == "unauthorisedrequest"
+    )
+
+
+def test_expired_tokens_are_refused(directory: tuple[Engine, dict[str, Any]], http: TestClient) -> None:
+    from mis_sync.oneroster.auth import TOKEN_LIFETIME_S, issue_token
+
+    app, _ = add_app(directory[0], "expiry", schools=None, scopes=["roster.readonly"])
+    service = http.app.state.service  # type: ignore[attr-defined]
+    import time
+
+    token = issue_token(service.token_key, app, app.scopes, now=time.time() - TOKEN_LIFETIME_S - 1)
+    answer = http.get(
+        "/ims/oneroster/rostering/v1p2/users", headers={"Authorization": f"Bearer {token['access_token']}"}
+    )
+    assert answer.status_code == 401
+
+
+def test_scopes_limit_what_an_app_reads(directory: tuple[Engine, dict[str, Any]], http: TestClient) -> None:
+    demographics_only = register(directory[0], http, scopes=["roster-demographics.readonly"])
+    answer = demographics_only.get("/users")
+    assert answer.status_code == 403
+    assert (
+        answer.json()["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"] == "forbidden"
+    )
+    core = register(directory[0], http, scopes=["roster-core.readonly"])
+    assert core.get("/classes", limit=1).status_code == 200
+
+
+def test_an_app_sees_only_its_schools(
+    directory: tuple[Engine, dict[str, Any]], http: TestClient, all_users: list
+) -> None:
+    south_app = register(directory[0], http, schools=[SOUTH])
+    users = south_app.crawl("/users", "users", limit=5000)
+    assert users and {u["primaryOrg"]["sourcedId"] for u in users} == {SOUTH}
+    assert [s["sourcedId"] for s in south_app.crawl("/schools", "orgs")] == [SOUTH]
+    north_user = next(u["sourcedId"] for u in all_users if u["primaryOrg"]["sourcedId"] == NORTH)
+    assert south_app.get(f"/users/{north_user}").status_code == 404
+    assert south_app.get(f"/schools/{NORTH}/classes").status_code == 404
+    assert south_app.get(f"/schools/{NORTH}").status_code == 404
+    enrollments = south_app.crawl("/enrollments", "enrollments", limit=5000)
+    assert {e["school"]["sourcedId"] for e in enrollments} == {SOUTH}
+    assert {t["org"]["sourcedId"] for t in south_app.crawl("/academicSessions", "academicSessions")} == {
+        SOUTH
+    }
+
+
+def test_fields_and_contacts_are_off_unless_granted(
+    directory: tuple[Engine, dict[str, Any]], http: TestClient
+) -> None:
+    plain = register(directory[0], http)  # the default field groups: no contacts, no demographics
+    users = plain.crawl("/users", "users", limit=5000)
+    assert "guardian" not in {u["roles"][0]["role"] for u in users}
+    minimal = register(directory[0], http, field_groups=["names"])
+    some = minimal.get("/users", limit=50).json()["users"]
+    assert all("email" not in u and "username" not in u and "userIds" not in u for u in some)
+    assert all("givenName" in u for u in some)
+    assert (
+        minimal.get("/users", filter="email~'a'").json()["imsx_CodeMinor"]["imsx_codeMinorField"][0][
+            "imsx_codeMinorFieldValue"
+        ]
+        == "invalid_filter_field"
+    )
+    assert minimal.get("/users", fields="email").status_code == 400
+    assert minimal.get("/users", sort="username").status_code == 400
+
+
+def test_rate_limit_answers_429_with_retry_after(
+    directory: tuple[Engine, dict[str, Any]], http: TestClient
+) -> None:
+    slow = register(directory[0], http, rate_limit_per_minute=2)
+    assert [slow.get("/orgs").status_code for _ in range(2)] == [200, 200]
+    refused = slow.get("/orgs")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert (
+        refused.json()["imsx_CodeMinor"]["imsx_codeMinorField"][0]["imsx_codeMinorFieldValue"]
+        == "server_busy"
+    )
+
+
+def test_access_log_names_app_endpoint_and_count_never_personal_data(
+    trust_app: Client, all_users: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    person = next(u for u in all_users if u["roles"][0]["role"] == "student" and u.get("email"))
+    caplog.set_level(logging.INFO, logger="mis_sync.oneroster.access")
+    trust_app.get("/users", limit=7, filter=f"givenName='{person['givenName']}' OR email='{person['email']}'")
+    trust_app.get("/users", filter=f"familyName='{person['familyName']}")  # a malformed filter: 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "mis_sync.oneroster.access"]
+    assert len(lines) == 2
+    assert "endpoint=GET /ims/oneroster/rostering/v1p2/users" in lines[0] and "app=app-" in lines[0]
+    assert "records=" in lines[0] and "status=400" in lines[1]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    for value in (person["givenName"], person["familyName"], person["email"], person["username"]):
+        assert value not in text
