@@ -80,6 +80,24 @@ def _latest_sqlite(element: latest, compiler: Any, **kw: Any) -> str:
     return f"max({compiler.process(element.clauses, **kw)})"
 
 
+class bytewise(FunctionElement[str]):
+    """Text compared and sorted by code point, as SQLite does and as the tests' reference does;
+    PostgreSQL would otherwise use the database's locale collation (``COLLATE "C"`` there)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(bytewise)
+def _bytewise_default(element: bytewise, compiler: Any, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(bytewise, "postgresql")
+def _bytewise_postgresql(element: bytewise, compiler: Any, **kw: Any) -> str:
+    return f'({compiler.process(element.clauses, **kw)} COLLATE "C")'
+
+
 def parse_sourced_id(value: str, prefix: str) -> int | None:
     """The directory id inside a sourcedId such as ``usr-0000000042``; None if it is not one."""
     digits = value[len(prefix) :] if value.startswith(prefix) else ""
@@ -134,6 +152,8 @@ def compile_predicate(
         return or_(column != bound, column.is_(None))
     if op == "~":
         return func.lower(column).like("%" + _escape_like(value.lower()) + "%", escape="\\")
+    if spec.kind == "text":
+        column = bytewise(column)
     comparisons = {">": column > bound, ">=": column >= bound, "<": column < bound, "<=": column <= bound}
     return comparisons[op]
 
@@ -174,9 +194,11 @@ def order_by(fields: dict[str, FieldSpec], visible: set[str], columns: Any, quer
     for name in keys:
         if name not in seen:
             seen.append(name)
+    text_columns = {f.column for f in fields.values() if f.kind == "text" and not f.sort_columns}
+    keys = [bytewise(columns[name]) if name in text_columns else columns[name] for name in seen]
     if query.descending:
-        return [columns[name].desc().nulls_last() for name in seen]
-    return [columns[name].asc().nulls_first() for name in seen]
+        return [key.desc().nulls_last() for key in keys]
+    return [key.asc().nulls_first() for key in keys]
 
 
 def conditions_for(
