@@ -6,10 +6,10 @@ their parent, which must itself be visible to the app (else 404, as if it did no
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from mis_sync.oneroster import resources as r
@@ -30,9 +30,9 @@ def _prefix(request: Request) -> str:
 
 
 def _json(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    """Serialised here: the objects are plain JSON already, and FastAPI's encoder walking 5,000 of
-    them costs more than building them."""
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    """Serialised here with orjson: the objects are plain JSON already, and FastAPI's encoder (or the
+    standard library's) walking 5,000 of them costs more than building them."""
+    content = orjson.dumps(body)
     return Response(content, media_type="application/json", headers=headers)
 
 
