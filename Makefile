@@ -87,6 +87,9 @@ demo: airflow-init
 	@echo
 	@echo "See it in the Airflow UI: make ui, then open http://localhost:8080 (user admin;"
 	@echo "password in $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated)."
+	@echo "Serve the demo school's data to apps as a OneRoster 1.2 API (docs/oneroster-api.md):"
+	@echo "  $(BIN)/misync apps add 'Demo app' --schools $(DEMO_ID) --directory-url sqlite:///$(DEMO_DIRECTORY)"
+	@echo "  $(BIN)/misync serve-oneroster --directory-url sqlite:///$(DEMO_DIRECTORY)"
 
 # airflow standalone: scheduler, DAG processor, API server and triggerer on SQLite, this repo's DAGs.
 ui: airflow-init
