@@ -100,3 +100,45 @@ def test_apps_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> N
 def test_serve_oneroster_is_a_command() -> None:
     args = build_parser().parse_args(["serve-oneroster", "--directory-url", "sqlite://", "--port", "9999"])
     assert args.func.__name__ == "cmd_serve" and args.port == 9999
+
+
+SPEC_PATHS = {
+    # OneRoster 1.2 Rostering REST binding read endpoints this service offers (docs/oneroster-api.md
+    # lists those it does not: demographics, agents, resources).
+    *(f"/{c}" for c in ("academicSessions", "classes", "courses", "enrollments", "gradingPeriods", "orgs")),
+    *(f"/{c}" for c in ("schools", "students", "teachers", "terms", "users")),
+    *(
+        f"/{c}/{{sourcedId}}"
+        for c in ("academicSessions", "classes", "courses", "enrollments", "gradingPeriods")
+    ),
+    *(f"/{c}/{{sourcedId}}" for c in ("orgs", "schools", "students", "teachers", "terms", "users")),
+    "/classes/{sourcedId}/students",
+    "/classes/{sourcedId}/teachers",
+    "/courses/{sourcedId}/classes",
+    "/schools/{sourcedId}/classes",
+    "/schools/{sourcedId}/courses",
+    "/schools/{sourcedId}/enrollments",
+    "/schools/{sourcedId}/students",
+    "/schools/{sourcedId}/teachers",
+    "/schools/{sourcedId}/terms",
+    "/schools/{schoolSourcedId}/classes/{classSourcedId}/enrollments",
+    "/schools/{schoolSourcedId}/classes/{classSourcedId}/students",
+    "/schools/{schoolSourcedId}/classes/{classSourcedId}/teachers",
+    "/students/{sourcedId}/classes",
+    "/teachers/{sourcedId}/classes",
+    "/terms/{sourcedId}/classes",
+    "/terms/{sourcedId}/gradingPeriods",
+    "/users/{sourcedId}/classes",
+}
+
+
+def test_openapi_document_lists_the_spec_paths_read_only() -> None:
+    from mis_sync.oneroster import BASE_PATH
+
+    document = create_app(make_engine("sqlite://")).openapi()
+    paths = {
+        p.removeprefix(BASE_PATH): ops for p, ops in document["paths"].items() if p.startswith(BASE_PATH)
+    }
+    assert set(paths) == SPEC_PATHS
+    assert all(set(operations) == {"get"} for operations in paths.values())
+    assert "/oauth/token" in document["paths"]
