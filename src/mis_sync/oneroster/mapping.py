@@ -7,6 +7,7 @@ the app was not granted their field group, so no route can leak them by forgetti
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -39,9 +40,12 @@ def timestamp(value: Any) -> str | None:
     return value.isoformat(timespec="milliseconds") + "Z"
 
 
-@lru_cache(maxsize=65536)
+_URL_SAFE = re.compile(r"[A-Za-z0-9._~-]+")
+"""Characters a path segment never escapes: the directory's own sourcedIds are made of them."""
+
+
 def _quoted(sourced_id: str) -> str:
-    return quote(sourced_id, safe="")
+    return sourced_id if _URL_SAFE.fullmatch(sourced_id) else quote(sourced_id, safe="")
 
 
 class Refs:
@@ -154,10 +158,15 @@ def user(row: Any, refs: Refs, field_groups: frozenset[str]) -> dict[str, Any]:
 
 
 def enrollment(row: Any, refs: Refs) -> dict[str, Any]:
+    base = refs.base
+    user_id, class_id = row.user, getattr(row, "class")
     return {
-        **_base(row),
-        "user": refs("users", row.user, "user"),
-        "class": refs("classes", getattr(row, "class"), "class"),
+        "sourcedId": row.sourcedId,
+        "status": row.status,
+        "dateLastModified": timestamp(row.dateLastModified),
+        "metadata": {},
+        "user": {"href": f"{base}/users/{user_id}", "sourcedId": user_id, "type": "user"},
+        "class": {"href": f"{base}/classes/{class_id}", "sourcedId": class_id, "type": "class"},
         "school": refs("schools", row.school, "org"),
         "role": row.role,
         "primary": row.primary,
