@@ -468,3 +468,34 @@ def test_access_log_names_app_endpoint_and_count_never_personal_data(
     text = "\n".join(r.getMessage() for r in caplog.records)
     for value in (person["givenName"], person["familyName"], person["email"], person["username"]):
         assert value not in text
+
+
+def test_enrollments_written_directly_equal_the_encoded_objects(
+    directory: tuple[Engine, dict[str, Any]],
+) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import orjson
+
+    from mis_sync.oneroster import collections as c
+    from mis_sync.oneroster import mapping as m
+
+    with directory[0].connect() as connection:
+        rows = connection.execute(c.enrollments(c.Access(None, frozenset())).limit(300)).all()
+    odd = SimpleNamespace(
+        **{
+            "sourcedId": "enr-0000000001-0000000002-t",
+            "status": "tobedeleted",
+            "dateLastModified": dt.datetime(2026, 1, 2, 3, 4, 5, 678901),
+            "user": "usr-0000000002",
+            "class": "cls-0000000001",
+            "school": 'a "quoted" \\ school/é',
+            "role": "teacher",
+            "primary": "false",
+        }
+    )
+    for base in ("http://testserver/ims/oneroster/rostering/v1p2", 'http://h/"x"'):
+        refs = m.Refs(base)
+        expected = orjson.dumps({"enrollments": [m.enrollment(row, refs) for row in [*rows, odd]]})
+        assert orjson.loads(m.encode_enrollments([*rows, odd], refs)) == orjson.loads(expected)

@@ -13,6 +13,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from mis_sync.oneroster.errors import bad_request
 
 USER_FIELD_GROUPS = {
@@ -171,6 +173,32 @@ def enrollment(row: Any, refs: Refs) -> dict[str, Any]:
         "role": row.role,
         "primary": row.primary,
     }
+
+
+def encode_enrollments(rows: list[Any], refs: Refs) -> bytes:
+    """A page of enrollments as the JSON body ``{"enrollments": [...]}``, written directly.
+
+    Why: a trust's crawl returns ~460k enrollments, and building a dict per enrollment for the JSON
+    encoder costs more than the database. Every value is either made by the directory's SQL from
+    digits and fixed words (sourcedIds, role, status, the timestamp) or JSON-escaped here (the base URL
+    and school ids), so the text is the same as ``orjson.dumps`` of ``enrollment(row)`` would give.
+    """
+    base = orjson.dumps(refs.base).decode()[1:-1]
+    schools: dict[str, str] = {}
+    parts = []
+    for row in rows:
+        school = schools.get(row.school)
+        if school is None:
+            school = schools[row.school] = orjson.dumps(refs("schools", row.school, "org")).decode()
+        user_id, class_id = row.user, getattr(row, "class")
+        parts.append(
+            f'{{"sourcedId":"{row.sourcedId}","status":"{row.status}",'
+            f'"dateLastModified":"{timestamp(row.dateLastModified)}","metadata":{{}},'
+            f'"user":{{"href":"{base}/users/{user_id}","sourcedId":"{user_id}","type":"user"}},'
+            f'"class":{{"href":"{base}/classes/{class_id}","sourcedId":"{class_id}","type":"class"}},'
+            f'"school":{school},"role":"{row.role}","primary":"{row.primary}"}}'
+        )
+    return ('{"enrollments":[' + ",".join(parts) + "]}").encode()
 
 
 Builder = Callable[[Any, Refs], dict[str, Any]]

@@ -109,9 +109,11 @@ class Service:
         base_url: str,
         narrowing: Narrowing | None = None,
         signature: str = "",
-    ) -> tuple[dict[str, Any], int, Query]:
-        """A collection's page as (body, total count, parsed query). ``signature`` names the path (with
-        its parents' ids): with the other parameters and the app's access it keys the page cache."""
+        encoded: bool = False,
+    ) -> tuple[dict[str, Any] | bytes, int, Query, int]:
+        """A collection's page as (body, total count, parsed query, records in the page). ``signature``
+        names the path (with its parents' ids): with the other parameters and the app's access it keys
+        the page cache. ``encoded``: enrollments may come back as JSON bytes, written directly."""
         query = parse_query(params)
         access = caller.access
         select_ = self._select(resource, access)
@@ -122,9 +124,11 @@ class Service:
             visible = resource.visible_fields(access)
             page = run_page(connection, select_, resource.fields, visible, query, narrowing, self.cache, key)
         refs = m.Refs(base_url)
+        if encoded and resource.plural == "enrollments" and query.fields is None:
+            return m.encode_enrollments(page.rows, refs), page.total, query, len(page.rows)
         objects = [resource.build(row, refs, access) for row in page.rows]
         objects = m.select_fields(objects, query.fields, resource.selectable_fields(access))
-        return {resource.plural: objects}, page.total, query
+        return {resource.plural: objects}, page.total, query, len(objects)
 
     def _select(self, resource: Resource, access: c.Access) -> Any:
         """The resource's select for this access (built once: selects are immutable; orgs read config)."""
