@@ -9,13 +9,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from mis_sync.directory.db import make_engine
 from mis_sync.generator import generate_school
 from mis_sync.oneroster import BASE_PATH
 from mis_sync.oneroster.apps import add_app
 from mis_sync.oneroster.query import Filter, Predicate
+from mis_sync.oneroster.server import create_app
 from tests.helpers import demo_config, sync, with_table
 
 AS_OF = dt.date(2026, 1, 12)
@@ -139,3 +142,31 @@ def pages(client: Client, path: str, key: str, limit: int, **params: Any) -> Ite
         if len(batch) < limit:
             return
         offset += limit
+
+
+# ------------------------------------------------------------------- fixtures (imported by the test modules)
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, dict[str, Any]]:
+    path = tmp_path_factory.mktemp("oneroster") / "directory.db"
+    engine = make_engine(f"sqlite:///{path}")
+    facts = fill_directory(engine)
+    return engine, facts
+
+
+@pytest.fixture(scope="module")
+def http(directory: tuple[Engine, dict[str, Any]]) -> TestClient:
+    return TestClient(create_app(directory[0]))
+
+
+@pytest.fixture(scope="module")
+def trust_app(directory: tuple[Engine, dict[str, Any]], http: TestClient) -> Client:
+    return register(
+        directory[0], http, field_groups=["names", "username", "email", "identifiers", "contacts"]
+    )
+
+
+@pytest.fixture(scope="module")
+def all_users(trust_app: Client) -> list[dict[str, Any]]:
+    return trust_app.crawl("/users", "users", limit=500)
