@@ -142,3 +142,30 @@ def test_openapi_document_lists_the_spec_paths_read_only() -> None:
     assert set(paths) == SPEC_PATHS
     assert all(set(operations) == {"get"} for operations in paths.values())
     assert "/oauth/token" in document["paths"]
+
+
+def test_migration_0014_goes_down_and_up(sqlite_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from mis_sync.directory.db import alembic_config, migrate
+
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+
+    def shape() -> tuple[bool, bool]:
+        inspector = inspect(engine)
+        columns = {c["name"] for c in inspector.get_columns("directory_memberships")}
+        return "directory_oneroster_apps" in inspector.get_table_names(), "added_at" in columns
+
+    assert shape() == (True, True)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+    assert shape() == (False, False)
+    migrate(engine)
+    assert shape() == (True, True)
+    assert {i["name"] for i in inspect(engine).get_indexes("directory_memberships")} == {
+        "ix_memberships_user"
+    }

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from mis_sync.oneroster import BASE_PATH
 from mis_sync.oneroster import resources as r
 from mis_sync.oneroster.service import Caller, Service, paging_links
 from mis_sync.oneroster.sqlquery import Narrowing, parse_sourced_id
@@ -20,13 +21,8 @@ ParentNarrowing = Callable[[Service, Caller, dict[str, str]], Narrowing | None]
 
 
 def _base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + request.scope.get("root_path", "") + _prefix(request)
-
-
-def _prefix(request: Request) -> str:
-    from mis_sync.oneroster import BASE_PATH
-
-    return BASE_PATH
+    """Where hrefs point: this server as the app reached it, plus the rostering base path."""
+    return str(request.base_url).rstrip("/") + BASE_PATH
 
 
 def _json(body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> Response:

@@ -141,9 +141,16 @@ class Service:
         return select_
 
     def one(
-        self, resource: Resource, caller: Caller, sourced_id: str, base_url: str, fields: str | None
-    ) -> dict:
-        row = self.find(resource, caller, sourced_id)
+        self,
+        resource: Resource,
+        caller: Caller,
+        sourced_id: str,
+        base_url: str,
+        fields: str | None,
+        narrowing: Narrowing | None = None,
+    ) -> dict[str, Any]:
+        """``{"user": {...}}``: one visible object (``narrowing``: e.g. a student must be a student)."""
+        row = self.find(resource, caller, sourced_id, narrowing)
         objects = [resource.build(row, m.Refs(base_url), caller.access)]
         query = parse_query({"fields": fields} if fields else {})
         objects = m.select_fields(objects, query.fields, resource.selectable_fields(caller.access))
