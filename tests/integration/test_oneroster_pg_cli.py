@@ -46,7 +46,35 @@ def test_the_service_on_postgresql(postgres_url: str) -> None:
             else:
                 assert got == expected
     assert client.get("/users", filter="dateLastModified>'not a date'").status_code == 400
+    _read_only_role_serves(engine, postgres_url, len(users))
     engine.dispose()
+
+
+def _read_only_role_serves(engine: Any, url: str, user_count: int) -> None:
+    """Production runs the service as a role that may only SELECT: it must need nothing more."""
+    import uuid
+
+    role = f"oneroster_ro_{uuid.uuid4().hex[:8]}"
+    with engine.begin() as c:
+        c.execute(text(f"CREATE ROLE {role} LOGIN"))
+        c.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"))
+    read_only = make_engine(url.replace("postgres@", f"{role}@", 1))
+    try:
+        with read_only.begin() as c, pytest.raises(Exception, match="permission denied"):
+            c.execute(text("DELETE FROM directory_users"))
+        client = register(engine, TestClient(create_app(read_only)))
+        assert len(client.crawl("/users", "users", limit=5000)) == user_count - _parents(engine)
+        assert client.crawl("/enrollments", "enrollments", limit=5000)
+    finally:
+        read_only.dispose()
+        with engine.begin() as c:
+            c.execute(text(f"DROP OWNED BY {role}"))
+            c.execute(text(f"DROP ROLE {role}"))
+
+
+def _parents(engine: Any) -> int:
+    with engine.connect() as c:
+        return len(c.execute(select(User.id).where(User.role == "parent")).all())
 
 
 def test_apps_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
