@@ -169,6 +169,38 @@ def test_pages_join_up_to_the_whole_collection(trust_app: Client, all_users: lis
     assert f'offset={(len(ids) - 1) // 100 * 100}>; rel="last"' in links
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_deep_pages_at_any_offset_match_the_reference(
+    trust_app: Client, all_users: list[dict[str, Any]], descending: bool
+) -> None:
+    """Deep pages start from remembered anchors (every 1,000th key): they must be exactly the rows an
+    offset would give, whatever the offset, in either order, with a filter too."""
+    from mis_sync.oneroster.sqlquery import ANCHOR_EVERY
+
+    order = "desc" if descending else "asc"
+    ids = reference(all_users, None, None, descending)
+    students = reference(all_users, parse_filter("role='student'"), None, descending)
+    assert len(ids) > 2 * ANCHOR_EVERY + 100
+    for offset in (
+        ANCHOR_EVERY - 1,
+        ANCHOR_EVERY,
+        ANCHOR_EVERY + 1,
+        1537,
+        2 * ANCHOR_EVERY,
+        len(ids) - 3,
+        len(ids) + 5,
+    ):
+        got = [
+            u["sourcedId"]
+            for u in trust_app.get("/users", limit=50, offset=offset, orderBy=order).json()["users"]
+        ]
+        assert got == ids[offset : offset + 50], offset
+        got = trust_app.get("/users", limit=50, offset=offset, orderBy=order, filter="role='student'").json()[
+            "users"
+        ]
+        assert [u["sourcedId"] for u in got] == students[offset : offset + 50], offset
+
+
 FILTERS = [
     "status='active'",
     "role='teacher'",

@@ -236,20 +236,63 @@ def run_page(
         if cache is not None:
             cache.put(("count", cache_key), total)
     keys = _keyset_columns(fields, query)
-    seek = (
-        cache.get(("seek", cache_key, query.offset)) if cache is not None and keys and query.offset else None
-    )
     statement = select(sub).where(where).order_by(*order).limit(query.limit)
-    if seek is not None:
-        position = tuple_(*(sub.c[name] for name in keys))
-        after = position < tuple_(*seek) if query.descending else position > tuple_(*seek)
-        rows = connection.execute(statement.where(after)).all()
+    start = _start_position(connection, sub, where, order, fields, keys, query, cache, cache_key)
+    if start is not None:
+        key_after, skip = start
+        position = tuple_(*_key_expressions(fields, sub.c, keys))
+        after = position < tuple_(*key_after) if query.descending else position > tuple_(*key_after)
+        rows = connection.execute(statement.where(after).offset(skip)).all()
     else:
         rows = connection.execute(statement.offset(query.offset)).all()
     if cache is not None and keys and len(rows) == query.limit:
         last = rows[-1]._mapping
         cache.put(("seek", cache_key, query.offset + query.limit), tuple(last[name] for name in keys))
     return Page(rows, total)
+
+
+ANCHOR_EVERY = 1000
+"""A deep page starts from the nearest remembered position at most this many rows before it."""
+
+
+def _key_expressions(fields: dict[str, FieldSpec], columns: Any, keys: tuple[str, ...]) -> list[Any]:
+    text_columns = {f.column for f in fields.values() if f.kind == "text" and not f.sort_columns}
+    return [bytewise(columns[name]) if name in text_columns else columns[name] for name in keys]
+
+
+def _start_position(
+    connection: Any,
+    sub: Any,
+    where: ColumnElement[bool],
+    order: list[Any],
+    fields: dict[str, FieldSpec],
+    keys: tuple[str, ...],
+    query: Query,
+    cache: PageCache | None,
+    cache_key: Any,
+) -> tuple[tuple[Any, ...], int] | None:
+    """Where a sourcedId-sorted page can start by key instead of stepping over ``offset`` rows: the
+    sort key of the row before it and how many rows to skip after that; None to use the offset.
+
+    A crawl's next page starts right after the previous page's last row. Any other deep page starts
+    from an anchor: the key of every ``ANCHOR_EVERY``-th row, read once per query and directory state.
+    """
+    if cache is None or not keys or query.offset == 0:
+        return None
+    seek = cache.get(("seek", cache_key, query.offset))
+    if seek is not None:
+        return seek, 0
+    if query.offset < ANCHOR_EVERY:
+        return None
+    anchors = cache.get(("anchors", cache_key))
+    if anchors is None:
+        key_rows = connection.execute(select(*(sub.c[name] for name in keys)).where(where).order_by(*order))
+        anchors = [tuple(row) for number, row in enumerate(key_rows, 1) if number % ANCHOR_EVERY == 0]
+        cache.put(("anchors", cache_key), anchors)
+    index = min(query.offset // ANCHOR_EVERY, len(anchors))
+    if index == 0:
+        return None
+    return anchors[index - 1], query.offset - index * ANCHOR_EVERY
 
 
 def _keyset_columns(fields: dict[str, FieldSpec], query: Query) -> tuple[str, ...]:
