@@ -365,3 +365,39 @@ def test_enrollments_written_directly_equal_the_encoded_objects(
         refs = m.Refs(base)
         expected = orjson.dumps({"enrollments": [m.enrollment(row, refs) for row in [*rows, odd]]})
         assert orjson.loads(m.encode_enrollments([*rows, odd], refs)) == orjson.loads(expected)
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [frozenset(), frozenset({"names", "username", "email", "identifiers", "contacts"}), frozenset({"email"})],
+)
+def test_users_written_directly_equal_the_encoded_objects(
+    directory: tuple[Engine, dict[str, Any]], groups: frozenset[str]
+) -> None:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    import orjson
+
+    from mis_sync.oneroster import collections as c
+    from mis_sync.oneroster import mapping as m
+
+    with directory[0].connect() as connection:
+        rows = connection.execute(c.users(c.Access(None, groups))).all()
+    odd = SimpleNamespace(
+        sourcedId="usr-0000000009",
+        status="tobedeleted",
+        dateLastModified=dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC),
+        username=None,
+        enabledUser="false",
+        givenName='Zoë "Z" \\ O\'Neill\n',
+        familyName=None,
+        email=None,
+        role="student",
+        identifier="P/1",
+        school='a"b',
+        grade=None,
+    )
+    refs = m.Refs("http://testserver/ims/oneroster/rostering/v1p2")
+    expected = orjson.dumps({"users": [m.user(row, refs, groups) for row in [*rows, odd]]})
+    assert orjson.loads(m.encode_users([*rows, odd], refs, groups)) == orjson.loads(expected)

@@ -113,7 +113,7 @@ class Service:
     ) -> tuple[dict[str, Any] | bytes, int, Query, int]:
         """A collection's page as (body, total count, parsed query, records in the page). ``signature``
         names the path (with its parents' ids): with the other parameters and the app's access it keys
-        the page cache. ``encoded``: enrollments may come back as JSON bytes, written directly."""
+        the page cache. ``encoded``: users and enrollments may come back as JSON bytes, written directly."""
         query = parse_query(params)
         access = caller.access
         select_ = self._select(resource, access)
@@ -124,8 +124,9 @@ class Service:
             visible = resource.visible_fields(access)
             page = run_page(connection, select_, resource.fields, visible, query, narrowing, self.cache, key)
         refs = m.Refs(base_url)
-        if encoded and resource.plural == "enrollments" and query.fields is None:
-            return m.encode_enrollments(page.rows, refs), page.total, query, len(page.rows)
+        encoder = m.ENCODERS.get(resource.plural) if encoded and query.fields is None else None
+        if encoder is not None:
+            return encoder(page.rows, refs, access.field_groups), page.total, query, len(page.rows)
         objects = [resource.build(row, refs, access) for row in page.rows]
         objects = m.select_fields(objects, query.fields, resource.selectable_fields(access))
         return {resource.plural: objects}, page.total, query, len(objects)
