@@ -145,3 +145,19 @@ def test_access_log_names_app_endpoint_and_count_never_personal_data(
     text = "\n".join(r.getMessage() for r in caplog.records)
     for value in (person["givenName"], person["familyName"], person["email"], person["username"]):
         assert value not in text
+
+
+def test_token_requests_are_capped_per_client(directory: tuple[Engine, dict[str, Any]]) -> None:
+    from mis_sync.oneroster.ratelimit import RateLimiter
+    from mis_sync.oneroster.server import TOKEN_REQUESTS_PER_MINUTE, create_app
+    from mis_sync.oneroster.service import Service
+
+    frozen = Service(directory[0], limiter=RateLimiter(clock=lambda: 0.0))  # no refill while we try
+    client = TestClient(create_app(directory[0], service=frozen))
+    app, secret = add_app(directory[0], "guessed", schools=None, scopes=["roster.readonly"])
+    form = {"grant_type": "client_credentials", "client_id": app.client_id, "client_secret": "guess"}
+    answers = [client.post("/oauth/token", data=form) for _ in range(TOKEN_REQUESTS_PER_MINUTE)]
+    assert {a.status_code for a in answers} == {401}
+    refused = client.post("/oauth/token", data={**form, "client_secret": secret})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["error"] == "slow_down"

@@ -22,11 +22,13 @@ from mis_sync.oneroster import BASE_PATH
 from mis_sync.oneroster.apps import check_credentials
 from mis_sync.oneroster.auth import granted_scopes, issue_token
 from mis_sync.oneroster.errors import OneRosterError, status_info
+from mis_sync.oneroster.ratelimit import retry_after_header
 from mis_sync.oneroster.routes import build_router
 from mis_sync.oneroster.service import Service
 
 ACCESS_LOG = logging.getLogger("mis_sync.oneroster.access")
 TOKEN_PATH = "/oauth/token"
+TOKEN_REQUESTS_PER_MINUTE = 30
 
 
 def _error(
@@ -112,6 +114,13 @@ def create_app(
             credentials = (str(form.get("client_id")), str(form.get("client_secret") or ""))
         if credentials is None:
             return _oauth_error(401, "invalid_client", "client authentication is required")
+        # Checking a secret costs a deliberate ~0.1 s of scrypt: cap attempts per client id, so guessing
+        # secrets (or burning the server's CPU) is slow.
+        wait = service.limiter.try_acquire("token:" + credentials[0][:64], TOKEN_REQUESTS_PER_MINUTE)
+        if wait > 0:
+            answer = _oauth_error(429, "slow_down", "too many token requests for this client")
+            answer.headers["Retry-After"] = retry_after_header(wait)
+            return answer
         registered = check_credentials(service.engine, *credentials)
         if registered is None:
             return _oauth_error(401, "invalid_client", "unknown client, wrong secret or revoked app")
