@@ -82,6 +82,7 @@ def test_apps_commands(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> N
         main(["apps", "add", "Reading app", "--schools", "north-school", "--directory-url", sqlite_url]) == 0
     )
     out = capsys.readouterr().out
+    assert "note: north-school has no synced data" in out  # an empty directory: a typo is visible
     client_id = out.split("client_id ")[1].split()[0]
     secret = out.split("client_secret ")[1].split()[0]
     engine = make_engine(sqlite_url)

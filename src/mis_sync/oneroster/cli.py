@@ -58,8 +58,20 @@ def cmd_apps_add(args: argparse.Namespace) -> int:
     groups = list(DEFAULT_FIELD_GROUPS)
     groups += [g.strip() for g in (args.grant or "").split(",") if g.strip()]
     groups = [g for g in groups if g not in {x.strip() for x in (args.deny or "").split(",")}]
+    engine = _engine(args, migrate_schema=True)
+    if schools:
+        from sqlalchemy import select
+
+        from mis_sync.directory.schema import SyncState
+
+        with engine.connect() as connection:
+            synced = set(connection.execute(select(SyncState.establishment_id)).scalars())
+        for school in sorted(set(schools) - synced):
+            print(
+                f"note: {school} has no synced data in this directory yet (a typo?); the app sees it once synced"
+            )
     app, secret = add_app(
-        _engine(args, migrate_schema=True),
+        engine,
         args.name,
         schools=schools,
         scopes=args.scopes.split(","),
