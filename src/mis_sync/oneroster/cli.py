@@ -67,9 +67,7 @@ def cmd_apps_add(args: argparse.Namespace) -> int:
         with engine.connect() as connection:
             synced = set(connection.execute(select(SyncState.establishment_id)).scalars())
         for school in sorted(set(schools) - synced):
-            print(
-                f"note: {school} has no synced data in this directory yet (a typo?); the app sees it once synced"
-            )
+            print(f"note: {school} has no synced data in this directory yet (a typo?); seen once synced")
     app, secret = add_app(
         engine,
         args.name,
