@@ -41,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mis_sync.paths import establishments_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up lines are noise here
     folder = Path(args.establishments_dir) if args.establishments_dir else establishments_dir()
     app = create_app(_engine(args, migrate_schema=False), folder)
     print(f"OneRoster 1.2 rostering at http://{args.host}:{args.port}/ims/oneroster/rostering/v1p2/")
