@@ -82,6 +82,11 @@ demo: airflow-init
 	@echo
 	@echo "See it in the Airflow UI: make ui, then open http://localhost:8080 (user admin;"
 	@echo "password in $(PASSWORDS_FILE))."
+	@echo
+	@echo "The demo school's data as a OneRoster 1.2 API for apps (docs/oneroster-api.md). The demo app:"
+	@$(BIN)/misync apps list --directory-url sqlite:///$(DEMO_DIRECTORY) | grep "  active   Demo app  " \
+		|| $(BIN)/misync apps add 'Demo app' --schools $(DEMO_ID) --directory-url sqlite:///$(DEMO_DIRECTORY)
+	@echo "Serve it: $(BIN)/misync serve-oneroster --directory-url sqlite:///$(DEMO_DIRECTORY)"
 
 # airflow standalone: scheduler, DAG processor, API server and triggerer on SQLite, this repo's DAGs.
 ui: airflow-init

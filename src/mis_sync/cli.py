@@ -409,6 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--directory-url")
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=cmd_report)
+
+    from mis_sync.oneroster.cli import register as register_oneroster
+
+    register_oneroster(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -81,6 +82,8 @@ class Membership(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("directory_users.id"), primary_key=True)
     role: Mapped[str] = mapped_column(String(16), primary_key=True)
     """member | teacher"""
+    added_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    """Set by the database when the row is inserted (OneRoster's enrollment ``dateLastModified``)."""
 
 
 class AuditEntry(Base):
@@ -220,3 +223,26 @@ class TargetSyncState(Base):
     last_drift_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_run_id: Mapped[str | None] = mapped_column(String(250))
     last_summary: Mapped[str | None] = mapped_column(Text)
+
+
+class OneRosterApp(Base):
+    """An app registered to read the OneRoster API: its schools, scopes and field groups.
+
+    The secret is stored only as a scrypt hash; it is shown once, when the app is added.
+    """
+
+    __tablename__ = "directory_oneroster_apps"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    schools: Mapped[str] = mapped_column(Text)
+    """JSON list of establishment ids, or ``["*"]``: every school of the trust (present and future)."""
+    scopes: Mapped[str] = mapped_column(Text)
+    """Space-separated OneRoster scopes (short names, e.g. ``roster-core.readonly``)."""
+    field_groups: Mapped[str] = mapped_column(Text)
+    """Comma-separated field groups the app may read (``mis_sync.oneroster.apps.FIELD_GROUPS``)."""
+    secret_hash: Mapped[str] = mapped_column(String(256))
+    rate_limit_per_minute: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
