@@ -12,15 +12,24 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mis_sync.config import ConfigError, Establishment, discover, load_establishment
+from mis_sync.config import (
+    ConfigError,
+    Establishment,
+    discover,
+    establishment_file,
+    load_establishment,
+    load_one,
+)
 from mis_sync.errors import MisSyncError
 from mis_sync.paths import establishments_dir
 
 
 def _establishment(value: str) -> Establishment:
+    """An establishment by id (its ``.yaml`` or ``.yml`` file; both present is an error) or by path."""
     path = Path(value)
     if not path.suffix:
-        path = establishments_dir() / f"{value}.yaml"
+        found = establishment_file(establishments_dir(), value)
+        path = found if found is not None else establishments_dir() / f"{value}.yaml"
     return load_establishment(path)
 
 
@@ -56,7 +65,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files] if args.files else None
-    loaded = [discover_one(p) for p in paths] if paths is not None else discover(establishments_dir())
+    loaded = [load_one(p) for p in paths] if paths is not None else discover(establishments_dir())
     failures = 0
     for item in loaded:
         if item.error:
@@ -65,15 +74,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         else:
             print(f"ok    {item.path}: {item.establishment.dag_id}")  # type: ignore[union-attr]
     return 1 if failures else 0
-
-
-def discover_one(path: Path):  # type: ignore[no-untyped-def]
-    from mis_sync.config import LoadedConfig
-
-    try:
-        return LoadedConfig(path, load_establishment(path), None)
-    except ConfigError as exc:
-        return LoadedConfig(path, None, exc)
 
 
 def _local_context(args: argparse.Namespace, config: Establishment, run_id: str):  # type: ignore[no-untyped-def]

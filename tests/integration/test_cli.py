@@ -70,6 +70,17 @@ def test_check_config_flags_a_broken_file(tmp_path: Path, capsys) -> None:  # ty
     assert "ERROR" in out and "laestab" in out and "ok    " in out
 
 
+def test_check_config_names_a_file_that_is_not_utf8(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    text = (REPO / "include/establishments/demo-academy.yaml").read_text()
+    latin1 = text.replace("demo-academy", "ecole").replace("Demo", "\u00c9cole")
+    (tmp_path / "ecole.yaml").write_bytes(latin1.encode("cp1252"))
+    shutil.copy(REPO / "include/establishments/demo-academy.yaml", tmp_path)
+    monkeypatch.setenv("MISYNC_ESTABLISHMENTS_DIR", str(tmp_path))
+    assert main(["check-config"]) == 1
+    out = capsys.readouterr().out
+    assert f"ERROR {tmp_path / 'ecole.yaml'}: not UTF-8" in out and "ok    " in out
+
+
 def test_passwords_export_writes_every_new_account_and_is_audited(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
