@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import pandas as pd
 
+from mis_sync.csv_cells import safe_frame
 from mis_sync.storage import StoragePath
 
 CSV_NAME: Final = "findings.csv"
@@ -40,7 +41,8 @@ def findings_csv(findings: pd.DataFrame) -> str:
     """The findings as CSV text (``CSV_COLUMNS``; ``status`` empty when history is not known)."""
     frame = _ordered(findings)
     buffer = io.StringIO()
-    frame[CSV_COLUMNS].to_csv(buffer, index=False, lineterminator="\n")
+    # MIS ids and field names come from the MIS: a cell starting "=" must not run in Excel
+    safe_frame(frame[CSV_COLUMNS]).to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()
 
 
