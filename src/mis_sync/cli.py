@@ -76,11 +76,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _local_context(args: argparse.Namespace, config: Establishment, run_id: str):  # type: ignore[no-untyped-def]
+def _local_context(args: argparse.Namespace, config: Establishment, run_id: str, work: Path):  # type: ignore[no-untyped-def]
     from mis_sync.connections import ConnectionInfo
     from mis_sync.pipeline import RunContext
 
-    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="misync-"))
     return RunContext(
         establishment=config,
         run_id=run_id,
@@ -122,12 +121,26 @@ def cmd_passwords(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The DAG's five stages in one process (for data managers, benchmarks and debugging)."""
-    from mis_sync import pipeline
+    """The DAG's five stages in one process (for data managers, benchmarks and debugging).
 
+    Without ``--work-dir`` the run folder (the extract, with children's data) lives in a private
+    temporary folder that is removed when the command ends, whatever happens.
+    """
     config = _establishment(args.establishment)
     run_id = args.run_id or f"cli__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-    ctx = _local_context(args, config, run_id)
+    if args.work_dir:
+        return _run_stages(args, config, run_id, Path(args.work_dir), kept=True)
+    with tempfile.TemporaryDirectory(prefix="misync-") as work:
+        return _run_stages(args, config, run_id, Path(work), kept=False)
+
+
+def _run_stages(
+    args: argparse.Namespace, config: Establishment, run_id: str, work: Path, *, kept: bool
+) -> int:
+    from mis_sync import pipeline
+
+    ctx = _local_context(args, config, run_id, work)
+    where = str(ctx.folder) if kept else "a temporary folder, removed now (pass --work-dir to keep it)"
     pipeline.extract_stage(ctx)
     pipeline.validate_stage(ctx)
     plan = pipeline.plan_stage(ctx, approve_suspensions=args.approve_suspensions)
@@ -136,13 +149,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({k: plan[k] for k in keys}, indent=2))
         if args.details:
             _print_plan_details(ctx.folder / "plan")
-        print(f"plan stored in {ctx.folder / 'plan'}")
+        print(f"plan stored in {where}")
         return 0
     dry_run = bool(args.dry_run)
     if not dry_run:
         pipeline.apply_stage(ctx)
     report = pipeline.report_stage(ctx, dry_run=dry_run)
     print(pipeline.render_report(report))
+    if not kept:
+        print(f"  run folder: {where}")
     return 0
 
 

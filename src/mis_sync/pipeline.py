@@ -57,7 +57,7 @@ class RunContext:
 
     def stage_folder(self, name: str) -> storage.StoragePath:
         folder = self.folder / name
-        folder.mkdir(parents=True, exist_ok=True)
+        storage.make_private_dir(folder)
         return folder
 
 
@@ -68,7 +68,7 @@ def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
     if isinstance(connector, DeltaConnector):
         # the last complete snapshot and the source's cursor live beside the run folders, per school
         state_folder = ctx.folder.parent / "delta-state"
-        state_folder.mkdir(parents=True, exist_ok=True)
+        storage.make_private_dir(state_folder)
         result = connector.extract_delta(None if full else load_delta_state(state_folder), full=full)
         extract = result.extract
         save_delta_state(state_folder, result.state)

@@ -123,3 +123,55 @@ def test_passwords_export_writes_every_new_account_and_is_audited(
     )
     assert main(["passwords", config, "--out", str(tmp_path / "x.csv"), "--directory-url", url]) == 2
     assert not (tmp_path / "x.csv").exists(), "a wrong key writes nothing"
+
+
+@pytest.fixture
+def open_umask():  # type: ignore[no-untyped-def]
+    """The loosest umask: whatever is private must be so by the code, not the environment."""
+    import os
+
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def test_run_folders_and_the_sqlite_directory_are_private_whatever_the_umask(
+    tmp_path: Path, monkeypatch, open_umask
+) -> None:  # type: ignore[no-untyped-def]
+    import stat
+
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps({"conn_type": "generic", "password": key})
+    )
+    work = tmp_path / "runs"
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    config = str(REPO / "include" / "establishments" / "demo-academy.yaml")
+    assert main(["run", config, "--input", str(TINY), "--directory-url", url, "--work-dir", str(work)]) == 0
+    made = [p for p in work.rglob("*")]
+    assert any(p.name == "findings.csv" for p in made) and any(p.suffix == ".parquet" for p in made)
+    loose = {
+        str(p.relative_to(work)): oct(stat.S_IMODE(p.stat().st_mode))
+        for p in made
+        if p.stat().st_mode & 0o077
+    }
+    assert loose == {}, "run folders 0700, their files 0600"
+    for name in ("d.db", "d.db-wal"):
+        if (tmp_path / name).exists():
+            assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+
+
+def test_cli_temporary_run_folders_are_removed(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    config = str(REPO / "include" / "establishments" / "demo-academy.yaml")
+    assert main(["plan", config, "--input", str(TINY), "--directory-url", url]) == 0
+    assert main(["run", config, "--input", str(TINY), "--directory-url", url, "--dry-run"]) == 0
+    assert list(temp.iterdir()) == []
+    assert "removed now" in capsys.readouterr().out
