@@ -299,11 +299,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     config = _establishment(args.establishment)
     engine = make_engine(_directory_url(args, config))
     migrate(engine)
-    report = latest_report(engine, config.id)
+    report = latest_report(engine, config.id, dry_run=args.dry_run)
     if report is None:
-        print(f"no runs recorded yet for {config.id}")
+        print(f"no {'dry runs' if args.dry_run else 'runs'} recorded yet for {config.id}")
         return 1
     print(json.dumps(report, indent=2) if args.json else render_report(report))
+    if not args.dry_run and not args.json and (dry := latest_report(engine, config.id, dry_run=True)):
+        print(
+            f"\n  a dry run is recorded too ({dry['run_id']}): `misync report {args.establishment} --dry-run`"
+        )
     return 0
 
 
@@ -402,10 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sources", help="the supported MISs, their routes and what each provides").set_defaults(
         func=cmd_sources
     )
-    rep = sub.add_parser("report", help="print the latest run report for an establishment")
+    rep = sub.add_parser("report", help="print the latest real run's report (--dry-run: the latest dry run)")
     rep.add_argument("establishment")
     rep.add_argument("--directory-url")
     rep.add_argument("--json", action="store_true")
+    rep.add_argument("--dry-run", action="store_true", help="the latest dry run's report instead")
     rep.set_defaults(func=cmd_report)
     return parser
 

@@ -264,7 +264,7 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
     status = sync_status(ctx.engine, ctx.establishment.id) or {}
     by_role = _role_counts(plan, approved)
     if dry_run:
-        outcome = "dry_run"
+        outcome = DRY_RUN
     elif applied and applied["applied"]:
         outcome = "applied"
     else:
@@ -368,11 +368,17 @@ def _record_run(engine: Engine, report: dict[str, Any]) -> None:
             )
 
 
-def latest_report(engine: Engine, establishment_id: str) -> dict[str, Any] | None:
+DRY_RUN = "dry_run"
+
+
+def latest_report(engine: Engine, establishment_id: str, *, dry_run: bool = False) -> dict[str, Any] | None:
+    """The newest real run's report, or with ``dry_run`` the newest dry run's: a dry run applies
+    nothing, so it must never stand in for the last sync."""
+    outcome = SyncRun.outcome == DRY_RUN if dry_run else SyncRun.outcome != DRY_RUN
     with engine.connect() as connection:
         row = connection.execute(
             select(SyncRun.summary)
-            .where(SyncRun.establishment_id == establishment_id)
+            .where(SyncRun.establishment_id == establishment_id, outcome)
             .order_by(SyncRun.finished_at.desc())
             .limit(1)
         ).first()
@@ -388,6 +394,8 @@ def render_report(report: dict[str, Any]) -> str:
         f"  last successful sync:  {report['last_successful_sync'] or 'never'}",
         f"  last sync from MIS:    {report['last_sync_from_mis'] or 'never'}  (when MIS data last changed)",
     ]
+    if report["outcome"] == DRY_RUN:
+        lines.append("  DRY RUN: planned only, nothing applied (the counts are what a run would do)")
     if report.get("skipped_reason"):
         lines.append(f"  skipped: {report['skipped_reason']}")
     if report.get("held_reason"):

@@ -175,3 +175,32 @@ def test_cli_temporary_run_folders_are_removed(tmp_path: Path, capsys, monkeypat
     assert main(["run", config, "--input", str(TINY), "--directory-url", url, "--dry-run"]) == 0
     assert list(temp.iterdir()) == []
     assert "removed now" in capsys.readouterr().out
+
+
+def test_a_dry_run_does_not_replace_the_latest_real_report(tmp_path: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps({"conn_type": "generic", "password": key})
+    )
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    config = str(REPO / "include" / "establishments" / "demo-academy.yaml")
+    common = ["--input", str(TINY), "--directory-url", url, "--work-dir", str(tmp_path)]
+    assert main(["report", config, "--directory-url", url]) == 1
+    assert main(["run", config, *common, "--run-id", "real-1"]) == 0
+    assert main(["run", config, *common, "--run-id", "dry-1", "--dry-run"]) == 0
+    capsys.readouterr()
+
+    assert main(["report", config, "--directory-url", url, "--json"]) == 0
+    real = json.loads(capsys.readouterr().out)
+    assert (real["run_id"], real["outcome"]) == ("real-1", "applied")
+    assert real["users_by_role"]["pupil"]["created"] > 0, "the real run's numbers, not the dry run's"
+
+    assert main(["report", config, "--directory-url", url]) == 0
+    text = capsys.readouterr().out
+    assert "(applied)" in text and "real-1" in text and "--dry-run" in text
+
+    assert main(["report", config, "--directory-url", url, "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "(dry_run)" in text and "dry-1" in text and "DRY RUN" in text
