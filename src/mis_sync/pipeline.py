@@ -28,6 +28,7 @@ from mis_sync.directory.apply import InitialPasswords, apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
+from mis_sync.directory_state import USER_KEY
 from mis_sync.errors import SetupError
 from mis_sync.model import Extract
 from mis_sync.plan import Plan, make_plan
@@ -146,7 +147,10 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     )
     out = ctx.stage_folder(name)
     tables = [storage.write_table(out, table, getattr(plan, table)) for table in PLAN_TABLES]
-    desired = desired_users(extract, ctx.establishment)["role"].value_counts()
+    wanted = desired_users(extract, ctx.establishment)
+    if links is not None:  # Link mode manages linked accounts only: "unchanged" counts those
+        wanted = wanted.merge(links[USER_KEY].astype("string"), on=USER_KEY, how="inner")
+    desired = wanted["role"].value_counts()
     summary = plan.summary() | {
         "base_revision": plan.base_revision,
         "snapshot_at": plan.snapshot_at.isoformat(),
@@ -169,10 +173,10 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     return summary
 
 
-def _link(ctx: RunContext, extract: Extract) -> tuple[pd.DataFrame, dict[str, int]]:
+def _link(ctx: RunContext, extract: Extract) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Link mode: match the imported existing users to the extract, honouring admin decisions."""
     from mis_sync.directory.identity_store import load_existing_users
-    from mis_sync.linking import load_decisions, report_counts, run_matching, save_link_state
+    from mis_sync.linking import load_decisions, run_matching, run_summary, save_link_state
 
     est = ctx.establishment
     existing = load_existing_users(ctx.engine, est.id)
@@ -187,12 +191,12 @@ def _link(ctx: RunContext, extract: Extract) -> tuple[pd.DataFrame, dict[str, in
         auto_link_likely=est.link.auto_link_likely,
     )
     save_link_state(ctx.engine, est.id, result.links, ctx.run_id)
-    counts = report_counts(result)
-    log.info("link: %s", counts)
-    return result.links[result.links["category"] == "linked"], counts
+    summary = run_summary(result)
+    log.info("link: %s", {c: v["total"] for c, v in summary["categories"].items()})
+    return result.links[result.links["category"] == "linked"], summary
 
 
-def _refuse_unlinked(ctx: RunContext) -> tuple[None, dict[str, int]]:
+def _refuse_unlinked(ctx: RunContext) -> tuple[None, dict[str, Any]]:
     """Link → Create is refused while matches still wait for an admin (likely, possible, not matched)."""
     from mis_sync.linking import check_link_to_create, link_report, load_link_state
 
@@ -285,6 +289,7 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
         "quarantined": validation["quarantined"],
         "findings": validation.get("findings", {}),
         "notes": plan.get("notes", {}),
+        "link": plan.get("link") or None,
         "extract_counts": validation["counts"],
         "snapshot_at": plan["snapshot_at"],
         "last_successful_sync": status.get("last_success_at"),
@@ -337,8 +342,9 @@ def _role_counts(plan: dict[str, Any], approved: dict[str, Any] | None) -> dict[
         actions = dict(plan["users_by_role"].get(role, {}))
         for action, count in ((approved or {}).get("users_by_role", {}).get(role, {})).items():
             actions[action] = actions.get(action, 0) + count
-        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore"))
+        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore", "link"))
         by_role[role] = {
+            "linked": actions.get("link", 0),
             "created": actions.get("create", 0),
             "updated": actions.get("update", 0),
             "restored": actions.get("restore", 0),
@@ -400,16 +406,21 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append(f"  skipped: {report['skipped_reason']}")
     if report.get("held_reason"):
         lines.append(f"  HELD: {report['held_reason']}")
+    link = report.get("link")
     header = (
         f"  {'role':<20}{'created':>9}{'updated':>9}{'restored':>10}{'suspended':>11}{'deleted':>9}"
-        f"{'unchanged':>11}"
+        f"{'unchanged':>11}" + (f"{'linked':>9}" if link else "")
     )
     lines += ["", header]
     for role, c in report["users_by_role"].items():
         lines.append(
             f"  {role:<20}{c['created']:>9}{c['updated']:>9}{c['restored']:>10}{c['suspended']:>11}"
-            f"{c.get('deleted', 0):>9}{c['unchanged']:>11}"
+            f"{c.get('deleted', 0):>9}{c['unchanged']:>11}" + (f"{c.get('linked', 0):>9}" if link else "")
         )
+    if link:
+        from mis_sync.linking import render_run_summary
+
+        lines += ["", *render_run_summary(link)]
     fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "no changes"  # noqa: E731
     lines += [
         "",
