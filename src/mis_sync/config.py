@@ -136,6 +136,12 @@ class SafetyLimits(_Strict):
                 raise ValueError(f"{part!r} is not a MM-DD day") from None
         return value
 
+    max_source_file_mb: Annotated[float, Field(gt=0)] | None = 200
+    """A source file (CSV) larger than this stops the extract before it is read; ``null``: no cap."""
+    max_source_file_growth: Annotated[float, Field(gt=1)] | None = 5.0
+    """A source file over 1 MB and more than this many times its size in the last extract that passed
+    validation stops the extract before it is read (a junk or wrong export); ``null``: no check."""
+
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
     """A run stops before plan when more than this share of an entity's records (pupils, staff, contacts,
     groups, memberships or relationships) has an error finding; judged once an entity has at least 5

@@ -23,6 +23,7 @@ from mis_sync.accounts import desired_users
 from mis_sync.config import Establishment
 from mis_sync.connections import ConnectionInfo
 from mis_sync.connectors import connector_for
+from mis_sync.connectors.csv_reading import ReadLimits
 from mis_sync.connectors.delta import DeltaConnector, load_delta_state, save_delta_state
 from mis_sync.directory.apply import InitialPasswords, apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
@@ -62,9 +63,25 @@ class RunContext:
         return folder
 
 
+SOURCE_SIZES = "source-files.json"
+"""Beside the run folders, per school: each source file's size in the last extract that passed
+validation, the baseline of ``safety.max_source_file_growth``."""
+
+
+def _read_limits(ctx: RunContext) -> ReadLimits:
+    safety = ctx.establishment.safety
+    baseline = _read_optional(ctx.folder.parent, SOURCE_SIZES) or {}
+    return ReadLimits(
+        max_bytes=None if safety.max_source_file_mb is None else int(safety.max_source_file_mb * 1_000_000),
+        growth_factor=safety.max_source_file_growth,
+        baseline={str(k): int(v) for k, v in baseline.items()},
+    )
+
+
 def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
     mis = ctx.establishment.mis
     connector = connector_for(mis.source, ctx.source, mis.options)
+    connector.read_limits = _read_limits(ctx)
     mode = {"mode": "full", "reason": "the source has no delta"}
     if isinstance(connector, DeltaConnector):
         # the last complete snapshot and the source's cursor live beside the run folders, per school
@@ -77,6 +94,7 @@ def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
     else:
         extract = connector.extract(full=full)
     manifest = storage.write_extract(ctx.stage_folder("extract"), extract)
+    storage.write_json(ctx.folder / "extract", SOURCE_SIZES, connector.read_limits.sizes)
     log.info(
         "extracted %s (%s read%s)",
         extract.counts(),
@@ -115,6 +133,8 @@ def validate_stage(ctx: RunContext) -> dict[str, Any]:
     storage.write_table(out, "quarantined", result.quarantined)
     summary = {**summary, "data_hash": data_hash(result.clean_extract.tables), "counts": result.counts}
     storage.write_json(out, "validation.json", summary)
+    if (sizes := _read_optional(ctx.folder / "extract", SOURCE_SIZES)) is not None:
+        storage.write_json(ctx.folder.parent, SOURCE_SIZES, sizes)  # passed validation: the new baseline
     log.info(
         "validation: %s; findings %s; quarantined %s",
         summary["counts"],

@@ -204,3 +204,31 @@ def test_a_dry_run_does_not_replace_the_latest_real_report(tmp_path: Path, capsy
     assert main(["report", config, "--directory-url", url, "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "(dry_run)" in text and "dry-1" in text and "DRY RUN" in text
+
+
+def test_a_source_file_far_larger_than_the_last_good_extract_stops_the_run(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps({"conn_type": "generic", "password": key})
+    )
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    config = str(REPO / "include" / "establishments" / "demo-academy.yaml")
+    work = tmp_path / "runs"
+    common = ["--directory-url", url, "--work-dir", str(work)]
+    assert main(["run", config, "--input", str(TINY), *common]) == 0
+    baseline = json.loads((work / "demo-academy" / "source-files.json").read_text())
+    assert baseline["memberships.csv"] == (TINY / "memberships.csv").stat().st_size
+
+    drop = tmp_path / "drop"
+    shutil.copytree(TINY, drop)
+    with (drop / "memberships.csv").open("a") as handle:
+        handle.write("G1,P1,Pupil\n" * 150_000)  # 1.8 MB: a runaway export
+    capsys.readouterr()
+    assert main(["run", config, "--input", str(drop), *common]) == 2
+    error = capsys.readouterr().err
+    assert "memberships.csv: 1.8 MB is" in error and "the last good extract's" in error
+    assert "safety.max_source_file_growth" in error
