@@ -42,7 +42,7 @@ def local_path(path: Any) -> str | None:
     (object stores have no POSIX modes: their access is the bucket's policy)."""
     if isinstance(path, os.PathLike) and not hasattr(path, "protocol"):
         return os.fspath(path)
-    if getattr(path, "protocol", None) in ("file", "local"):
+    if getattr(path, "protocol", None) in ("", "file", "local"):  # "": a local UPath
         return str(path.path)
     return None
 
