@@ -232,3 +232,17 @@ def test_a_source_file_far_larger_than_the_last_good_extract_stops_the_run(
     error = capsys.readouterr().err
     assert "memberships.csv: 1.8 MB is" in error and "the last good extract's" in error
     assert "safety.max_source_file_growth" in error
+
+
+def test_a_school_with_a_yaml_and_a_yml_file_is_refused_naming_both(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    text = (REPO / "include/establishments/demo-academy.yaml").read_text().replace("demo-academy", "twin")
+    (tmp_path / "twin.yaml").write_text(text)
+    (tmp_path / "twin.yml").write_text(text)
+    monkeypatch.setenv("MISYNC_ESTABLISHMENTS_DIR", str(tmp_path))
+    assert main(["report", "twin", "--directory-url", f"sqlite:///{tmp_path / 'd.db'}"]) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path / "twin.yaml") in error and str(tmp_path / "twin.yml") in error
+    assert main(["check-config"]) == 1
+    assert "two files for the same establishment" in capsys.readouterr().out
