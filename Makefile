@@ -44,7 +44,7 @@ $(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 
 # The Airflow metadata DB (SQLite) and the demo's two Connections: the MIS file drop and the directory.
 airflow-init: install
-	mkdir -p $(AIRFLOW_HOME)
+	mkdir -p -m 700 $(AIRFLOW_HOME)  # holds the demo directory DB and run folders: owner-only
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (cat $(AIRFLOW_HOME)/db-migrate.log; exit 1)
 	$(BIN)/airflow connections delete mis_demo_academy > /dev/null 2>&1 || true
 	$(BIN)/airflow connections delete misync_directory > /dev/null 2>&1 || true

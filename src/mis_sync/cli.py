@@ -14,14 +14,22 @@ from pathlib import Path
 
 from mis_sync.cli_errors import exit_codes_help, run_guarded
 from mis_sync.cli_keys import cmd_rotate_keys
-from mis_sync.config import ConfigError, Establishment, discover, load_establishment
+from mis_sync.config import (
+    Establishment,
+    discover,
+    establishment_file,
+    load_establishment,
+    load_one,
+)
 from mis_sync.paths import establishments_dir
 
 
 def _establishment(value: str) -> Establishment:
+    """An establishment by id (its ``.yaml`` or ``.yml`` file; both present is an error) or by path."""
     path = Path(value)
     if not path.suffix:
-        path = establishments_dir() / f"{value}.yaml"
+        found = establishment_file(establishments_dir(), value)
+        path = found if found is not None else establishments_dir() / f"{value}.yaml"
     return load_establishment(path)
 
 
@@ -57,7 +65,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.files] if args.files else None
-    loaded = [discover_one(p) for p in paths] if paths is not None else discover(establishments_dir())
+    loaded = [load_one(p) for p in paths] if paths is not None else discover(establishments_dir())
     failures = 0
     for item in loaded:
         if item.error:
@@ -68,20 +76,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def discover_one(path: Path):  # type: ignore[no-untyped-def]
-    from mis_sync.config import LoadedConfig
-
-    try:
-        return LoadedConfig(path, load_establishment(path), None)
-    except ConfigError as exc:
-        return LoadedConfig(path, None, exc)
-
-
-def _local_context(args: argparse.Namespace, config: Establishment, run_id: str):  # type: ignore[no-untyped-def]
+def _local_context(args: argparse.Namespace, config: Establishment, run_id: str, work: Path):  # type: ignore[no-untyped-def]
     from mis_sync.connections import ConnectionInfo
     from mis_sync.pipeline import RunContext
 
-    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="misync-"))
     return RunContext(
         establishment=config,
         run_id=run_id,
@@ -123,12 +121,26 @@ def cmd_passwords(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The DAG's five stages in one process (for data managers, benchmarks and debugging)."""
-    from mis_sync import pipeline
+    """The DAG's five stages in one process (for data managers, benchmarks and debugging).
 
+    Without ``--work-dir`` the run folder (the extract, with children's data) lives in a private
+    temporary folder that is removed when the command ends, whatever happens.
+    """
     config = _establishment(args.establishment)
     run_id = args.run_id or f"cli__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-    ctx = _local_context(args, config, run_id)
+    if args.work_dir:
+        return _run_stages(args, config, run_id, Path(args.work_dir), kept=True)
+    with tempfile.TemporaryDirectory(prefix="misync-") as work:
+        return _run_stages(args, config, run_id, Path(work), kept=False)
+
+
+def _run_stages(
+    args: argparse.Namespace, config: Establishment, run_id: str, work: Path, *, kept: bool
+) -> int:
+    from mis_sync import pipeline
+
+    ctx = _local_context(args, config, run_id, work)
+    where = str(ctx.folder) if kept else "a temporary folder, removed now (pass --work-dir to keep it)"
     pipeline.extract_stage(ctx)
     pipeline.validate_stage(ctx)
     plan = pipeline.plan_stage(ctx, approve_suspensions=args.approve_suspensions)
@@ -137,13 +149,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({k: plan[k] for k in keys}, indent=2))
         if args.details:
             _print_plan_details(ctx.folder / "plan")
-        print(f"plan stored in {ctx.folder / 'plan'}")
+        print(f"plan stored in {where}")
         return 0
     dry_run = bool(args.dry_run)
     if not dry_run:
         pipeline.apply_stage(ctx)
     report = pipeline.report_stage(ctx, dry_run=dry_run)
     print(pipeline.render_report(report))
+    if not kept:
+        print(f"  run folder: {where}")
     return 0
 
 
@@ -285,11 +299,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     config = _establishment(args.establishment)
     engine = make_engine(_directory_url(args, config))
     migrate(engine)
-    report = latest_report(engine, config.id)
+    report = latest_report(engine, config.id, dry_run=args.dry_run)
     if report is None:
-        print(f"no runs recorded yet for {config.id}")
+        print(f"no {'dry runs' if args.dry_run else 'runs'} recorded yet for {config.id}")
         return 1
     print(json.dumps(report, indent=2) if args.json else render_report(report))
+    if not args.dry_run and not args.json and (dry := latest_report(engine, config.id, dry_run=True)):
+        print(
+            f"\n  a dry run is recorded too ({dry['run_id']}): `misync report {args.establishment} --dry-run`"
+        )
     return 0
 
 
@@ -404,10 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("sources", help="the supported MISs, their routes and what each provides").set_defaults(
         func=cmd_sources
     )
-    rep = sub.add_parser("report", help="print the latest run report for an establishment")
+    rep = sub.add_parser("report", help="print the latest real run's report (--dry-run: the latest dry run)")
     rep.add_argument("establishment")
     rep.add_argument("--directory-url")
     rep.add_argument("--json", action="store_true")
+    rep.add_argument("--dry-run", action="store_true", help="the latest dry run's report instead")
     rep.set_defaults(func=cmd_report)
 
     from mis_sync.oneroster.cli import register as register_oneroster

@@ -134,6 +134,12 @@ class SafetyLimits(_Strict):
                 raise ValueError(f"{part!r} is not a MM-DD day") from None
         return value
 
+    max_source_file_mb: Annotated[float, Field(gt=0)] | None = 200
+    """A source file (CSV) larger than this stops the extract before it is read; ``null``: no cap."""
+    max_source_file_growth: Annotated[float, Field(gt=1)] | None = 5.0
+    """A source file over 1 MB and more than this many times its size in the last extract that passed
+    validation stops the extract before it is read (a junk or wrong export); ``null``: no check."""
+
     max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.05
     """A run stops before plan when more than this share of an entity's records (pupils, staff, contacts,
     groups, memberships or relationships) has an error finding; judged once an entity has at least 5
@@ -221,10 +227,25 @@ def _format_validation_error(path: Path, exc: ValidationError) -> str:
     return f"{path}: " + "; ".join(problems)
 
 
+def _read_utf8(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 (e.g. saved as Latin-1 by an editor) names the line and
+    byte, so one school's badly saved file cannot take every other school's DAG down with it."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text (line {line}, column {column}: byte 0x{data[exc.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def load_establishment(path: Path) -> Establishment:
     """Read and validate one establishment file. Raises ``ConfigError`` naming file and field."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
+        raw = yaml.load(_read_utf8(path), Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -242,12 +263,52 @@ def load_establishment(path: Path) -> Establishment:
     return establishment
 
 
+SUFFIXES = (".yaml", ".yml")
+
+
+def load_one(path: Path) -> LoadedConfig:
+    """One file loaded, or carrying its error. Anything unexpected is an error of that file too: one
+    broken establishment file must never stop the others from loading."""
+    try:
+        return LoadedConfig(path, load_establishment(path), None)
+    except ConfigError as exc:
+        return LoadedConfig(path, None, exc)
+    except Exception as exc:  # isolation is the point: the message names the file and the type
+        return LoadedConfig(path, None, ConfigError(f"{path}: cannot be loaded: {type(exc).__name__}: {exc}"))
+
+
+def _ambiguous(paths: list[Path]) -> ConfigError:
+    names = " and ".join(str(p) for p in paths)
+    return ConfigError(
+        f"{names}: two files for the same establishment; keep one (the .yaml or the .yml) and delete "
+        "the other. Neither is loaded until then."
+    )
+
+
+def establishment_file(directory: Path, stem: str) -> Path | None:
+    """The one file for an establishment id (``stem.yaml`` or ``stem.yml``); ``None`` when there is none.
+
+    Raises ``ConfigError`` naming both when both exist: otherwise the UI and the task processes could
+    each pick a different one.
+    """
+    found = [path for suffix in SUFFIXES if (path := directory / f"{stem}{suffix}").is_file()]
+    if len(found) > 1:
+        raise _ambiguous(found)
+    return found[0] if found else None
+
+
 def discover(directory: Path) -> list[LoadedConfig]:
-    """Every ``*.yaml``/``*.yml`` file in the folder, sorted, each loaded or carrying its own error."""
+    """Every ``*.yaml``/``*.yml`` file in the folder, sorted, each loaded or carrying its own error.
+
+    ``x.yaml`` beside ``x.yml`` is one error naming both, and neither is loaded.
+    """
+    by_stem: dict[str, list[Path]] = {}
+    for path in sorted(p for suffix in SUFFIXES for p in directory.glob(f"*{suffix}")):
+        by_stem.setdefault(path.stem, []).append(path)
     results = []
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
-        try:
-            results.append(LoadedConfig(path, load_establishment(path), None))
-        except ConfigError as exc:
-            results.append(LoadedConfig(path, None, exc))
+    for stem in sorted(by_stem):
+        paths = by_stem[stem]
+        results.append(
+            load_one(paths[0]) if len(paths) == 1 else LoadedConfig(paths[0], None, _ambiguous(paths))
+        )
     return results

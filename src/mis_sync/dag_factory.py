@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 
-from mis_sync.config import TIMEZONE, ConfigError, Establishment, LoadedConfig, discover, load_establishment
+from mis_sync.config import (
+    TIMEZONE,
+    ConfigError,
+    Establishment,
+    LoadedConfig,
+    discover,
+    establishment_file,
+    load_one,
+)
 from mis_sync.errors import DataError, SetupError, StalePlanError
 from mis_sync.paths import establishments_dir
 
@@ -325,15 +333,17 @@ def broken_config_dag(errors: list[LoadedConfig]) -> DAG:
     return BrokenEstablishmentConfig(dag_id=f"{DAG_ID_PREFIX}config_errors", schedule=None)
 
 
-def _wanted_file(directory: Path, dag_id: str) -> Path | None:
-    """The YAML a task process needs (ids are slugs, so the DAG id maps back to one file name)."""
+def _wanted_file(directory: Path, dag_id: str) -> LoadedConfig | None:
+    """The YAML a task process needs (ids are slugs, so the DAG id maps back to one file name), loaded
+    or carrying its error (e.g. ``x.yaml`` beside ``x.yml``)."""
     if not dag_id.startswith(DAG_ID_PREFIX):
         return None
     stem = dag_id.removeprefix(DAG_ID_PREFIX).replace("_", "-")
-    for suffix in (".yaml", ".yml"):
-        if (candidate := directory / f"{stem}{suffix}").is_file():
-            return candidate
-    return None
+    try:
+        path = establishment_file(directory, stem)
+    except ConfigError as exc:
+        return LoadedConfig(directory / f"{stem}.yaml", None, exc)
+    return load_one(path) if path is not None else None
 
 
 def register_all(namespace: dict[str, Any], directory: Path | None = None) -> list[str]:
@@ -342,13 +352,8 @@ def register_all(namespace: dict[str, Any], directory: Path | None = None) -> li
 
     directory = directory or establishments_dir()
     wanted = get_parsing_context().dag_id
-    if wanted and (path := _wanted_file(directory, wanted)) is not None:
-        try:
-            loaded = [LoadedConfig(path, load_establishment(path), None)]
-        except ConfigError as exc:
-            loaded = [LoadedConfig(path, None, exc)]
-    else:
-        loaded = discover(directory)
+    one = _wanted_file(directory, wanted) if wanted else None
+    loaded = [one] if one is not None else discover(directory)
     built = []
     for item in loaded:
         if item.establishment is None:

@@ -23,12 +23,14 @@ from mis_sync.accounts import desired_users
 from mis_sync.config import Establishment
 from mis_sync.connections import ConnectionInfo
 from mis_sync.connectors import connector_for
+from mis_sync.connectors.csv_reading import ReadLimits
 from mis_sync.connectors.delta import DeltaConnector, load_delta_state, save_delta_state
 from mis_sync.directory.apply import InitialPasswords, apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.keys import verify_credential_keys
 from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
+from mis_sync.directory_state import USER_KEY
 from mis_sync.errors import SetupError
 from mis_sync.model import Extract
 from mis_sync.plan import Plan, make_plan
@@ -58,18 +60,34 @@ class RunContext:
 
     def stage_folder(self, name: str) -> storage.StoragePath:
         folder = self.folder / name
-        folder.mkdir(parents=True, exist_ok=True)
+        storage.make_private_dir(folder)
         return folder
+
+
+SOURCE_SIZES = "source-files.json"
+"""Beside the run folders, per school: each source file's size in the last extract that passed
+validation, the baseline of ``safety.max_source_file_growth``."""
+
+
+def _read_limits(ctx: RunContext) -> ReadLimits:
+    safety = ctx.establishment.safety
+    baseline = _read_optional(ctx.folder.parent, SOURCE_SIZES) or {}
+    return ReadLimits(
+        max_bytes=None if safety.max_source_file_mb is None else int(safety.max_source_file_mb * 1_000_000),
+        growth_factor=safety.max_source_file_growth,
+        baseline={str(k): int(v) for k, v in baseline.items()},
+    )
 
 
 def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
     mis = ctx.establishment.mis
     connector = connector_for(mis.source, ctx.source, mis.options, country=ctx.establishment.country)
+    connector.read_limits = _read_limits(ctx)
     mode = {"mode": "full", "reason": "the source has no delta"}
     if isinstance(connector, DeltaConnector):
         # the last complete snapshot and the source's cursor live beside the run folders, per school
         state_folder = ctx.folder.parent / "delta-state"
-        state_folder.mkdir(parents=True, exist_ok=True)
+        storage.make_private_dir(state_folder)
         result = connector.extract_delta(None if full else load_delta_state(state_folder), full=full)
         extract = result.extract
         save_delta_state(state_folder, result.state)
@@ -77,6 +95,7 @@ def extract_stage(ctx: RunContext, *, full: bool = True) -> dict[str, Any]:
     else:
         extract = connector.extract(full=full)
     manifest = storage.write_extract(ctx.stage_folder("extract"), extract)
+    storage.write_json(ctx.folder / "extract", SOURCE_SIZES, connector.read_limits.sizes)
     log.info(
         "extracted %s (%s read%s)",
         extract.counts(),
@@ -115,6 +134,8 @@ def validate_stage(ctx: RunContext) -> dict[str, Any]:
     storage.write_table(out, "quarantined", result.quarantined)
     summary = {**summary, "data_hash": data_hash(result.clean_extract.tables), "counts": result.counts}
     storage.write_json(out, "validation.json", summary)
+    if (sizes := _read_optional(ctx.folder / "extract", SOURCE_SIZES)) is not None:
+        storage.write_json(ctx.folder.parent, SOURCE_SIZES, sizes)  # passed validation: the new baseline
     log.info(
         "validation: %s; findings %s; quarantined %s",
         summary["counts"],
@@ -147,7 +168,10 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     )
     out = ctx.stage_folder(name)
     tables = [storage.write_table(out, table, getattr(plan, table)) for table in PLAN_TABLES]
-    desired = desired_users(extract, ctx.establishment)["role"].value_counts()
+    wanted = desired_users(extract, ctx.establishment)
+    if links is not None:  # Link mode manages linked accounts only: "unchanged" counts those
+        wanted = wanted.merge(links[USER_KEY].astype("string"), on=USER_KEY, how="inner")
+    desired = wanted["role"].value_counts()
     summary = plan.summary() | {
         "base_revision": plan.base_revision,
         "snapshot_at": plan.snapshot_at.isoformat(),
@@ -170,10 +194,10 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     return summary
 
 
-def _link(ctx: RunContext, extract: Extract) -> tuple[pd.DataFrame, dict[str, int]]:
+def _link(ctx: RunContext, extract: Extract) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Link mode: match the imported existing users to the extract, honouring admin decisions."""
     from mis_sync.directory.identity_store import load_existing_users
-    from mis_sync.linking import load_decisions, report_counts, run_matching, save_link_state
+    from mis_sync.linking import load_decisions, run_matching, run_summary, save_link_state
 
     est = ctx.establishment
     existing = load_existing_users(ctx.engine, est.id)
@@ -188,12 +212,12 @@ def _link(ctx: RunContext, extract: Extract) -> tuple[pd.DataFrame, dict[str, in
         auto_link_likely=est.link.auto_link_likely,
     )
     save_link_state(ctx.engine, est.id, result.links, ctx.run_id)
-    counts = report_counts(result)
-    log.info("link: %s", counts)
-    return result.links[result.links["category"] == "linked"], counts
+    summary = run_summary(result)
+    log.info("link: %s", {c: v["total"] for c, v in summary["categories"].items()})
+    return result.links[result.links["category"] == "linked"], summary
 
 
-def _refuse_unlinked(ctx: RunContext) -> tuple[None, dict[str, int]]:
+def _refuse_unlinked(ctx: RunContext) -> tuple[None, dict[str, Any]]:
     """Link → Create is refused while matches still wait for an admin (likely, possible, not matched)."""
     from mis_sync.linking import check_link_to_create, link_report, load_link_state
 
@@ -270,7 +294,7 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
     status = sync_status(ctx.engine, ctx.establishment.id) or {}
     by_role = _role_counts(plan, approved)
     if dry_run:
-        outcome = "dry_run"
+        outcome = DRY_RUN
     elif applied and applied["applied"]:
         outcome = "applied"
     else:
@@ -291,6 +315,7 @@ def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
         "quarantined": validation["quarantined"],
         "findings": validation.get("findings", {}),
         "notes": plan.get("notes", {}),
+        "link": plan.get("link") or None,
         "extract_counts": validation["counts"],
         "snapshot_at": plan["snapshot_at"],
         "last_successful_sync": status.get("last_success_at"),
@@ -344,8 +369,9 @@ def _role_counts(plan: dict[str, Any], approved: dict[str, Any] | None) -> dict[
         actions = dict(plan["users_by_role"].get(role, {}))
         for action, count in ((approved or {}).get("users_by_role", {}).get(role, {})).items():
             actions[action] = actions.get(action, 0) + count
-        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore"))
+        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore", "link"))
         by_role[role] = {
+            "linked": actions.get("link", 0),
             "created": actions.get("create", 0),
             "updated": actions.get("update", 0),
             "restored": actions.get("restore", 0),
@@ -375,11 +401,17 @@ def _record_run(engine: Engine, report: dict[str, Any]) -> None:
             )
 
 
-def latest_report(engine: Engine, establishment_id: str) -> dict[str, Any] | None:
+DRY_RUN = "dry_run"
+
+
+def latest_report(engine: Engine, establishment_id: str, *, dry_run: bool = False) -> dict[str, Any] | None:
+    """The newest real run's report, or with ``dry_run`` the newest dry run's: a dry run applies
+    nothing, so it must never stand in for the last sync."""
+    outcome = SyncRun.outcome == DRY_RUN if dry_run else SyncRun.outcome != DRY_RUN
     with engine.connect() as connection:
         row = connection.execute(
             select(SyncRun.summary)
-            .where(SyncRun.establishment_id == establishment_id)
+            .where(SyncRun.establishment_id == establishment_id, outcome)
             .order_by(SyncRun.finished_at.desc())
             .limit(1)
         ).first()
@@ -395,20 +427,27 @@ def render_report(report: dict[str, Any]) -> str:
         f"  last successful sync:  {report['last_successful_sync'] or 'never'}",
         f"  last sync from MIS:    {report['last_sync_from_mis'] or 'never'}  (when MIS data last changed)",
     ]
+    if report["outcome"] == DRY_RUN:
+        lines.append("  DRY RUN: planned only, nothing applied (the counts are what a run would do)")
     if report.get("skipped_reason"):
         lines.append(f"  skipped: {report['skipped_reason']}")
     if report.get("held_reason"):
         lines.append(f"  HELD: {report['held_reason']}")
+    link = report.get("link")
     header = (
         f"  {'role':<20}{'created':>9}{'updated':>9}{'restored':>10}{'suspended':>11}{'deleted':>9}"
-        f"{'unchanged':>11}"
+        f"{'unchanged':>11}" + (f"{'linked':>9}" if link else "")
     )
     lines += ["", header]
     for role, c in report["users_by_role"].items():
         lines.append(
             f"  {role:<20}{c['created']:>9}{c['updated']:>9}{c['restored']:>10}{c['suspended']:>11}"
-            f"{c.get('deleted', 0):>9}{c['unchanged']:>11}"
+            f"{c.get('deleted', 0):>9}{c['unchanged']:>11}" + (f"{c.get('linked', 0):>9}" if link else "")
         )
+    if link:
+        from mis_sync.linking import render_run_summary
+
+        lines += ["", *render_run_summary(link)]
     fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "no changes"  # noqa: E731
     lines += [
         "",

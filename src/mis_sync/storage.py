@@ -11,7 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -26,6 +30,56 @@ class StoragePath(Protocol):
     def open(self, mode: str = "r", *args: Any, **kwargs: Any) -> Any: ...
     def mkdir(self, *args: Any, **kwargs: Any) -> None: ...
     def exists(self) -> bool: ...
+
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+"""Run folders hold children's data: owner-only on local disks, whatever the process umask."""
+
+
+def local_path(path: Any) -> str | None:
+    """The OS path of a local ``pathlib.Path`` or ``file://`` ``ObjectStoragePath``; ``None`` when remote
+    (object stores have no POSIX modes: their access is the bucket's policy)."""
+    if isinstance(path, os.PathLike) and not hasattr(path, "protocol"):
+        return os.fspath(path)
+    if getattr(path, "protocol", None) in ("", "file", "local"):  # "": a local UPath
+        return str(path.path)
+    return None
+
+
+def make_private_dir(folder: StoragePath) -> None:
+    """``mkdir -p`` where every folder it creates is 0700 (folders that exist are left as they are: the
+    admin's ``--work-dir`` or ``$AIRFLOW_HOME`` is not ours to change)."""
+    where = local_path(folder)
+    if where is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    missing = []
+    current = Path(where)
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:  # another task made it meanwhile
+            continue
+        os.chmod(path, PRIVATE_DIR)  # mkdir's mode is filtered by the umask; chmod is not
+
+
+@contextmanager
+def open_private(path: StoragePath, mode: str = "wb") -> Iterator[Any]:
+    """Open a file for writing, created 0600 on a local disk (never readable by others, not even
+    briefly); remote stores open as usual."""
+    where = local_path(path)
+    if where is None:
+        with path.open(mode) as handle:
+            yield handle
+        return
+    fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    os.fchmod(fd, PRIVATE_FILE)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        yield handle
 
 
 def safe_segment(value: str) -> str:
@@ -48,7 +102,7 @@ def write_table(
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     payload = buffer.getvalue()
-    with (folder / f"{name}.parquet").open("wb") as handle:
+    with open_private(folder / f"{name}.parquet", "wb") as handle:
         handle.write(payload)
     return {"name": name, "rows": len(frame), "sha256": hashlib.sha256(payload).hexdigest()}
 
@@ -62,7 +116,7 @@ def read_table(folder: StoragePath, name: str, entity: Entity | None = None) -> 
 
 
 def write_json(folder: StoragePath, name: str, payload: dict[str, Any]) -> None:
-    with (folder / name).open("w") as handle:
+    with open_private(folder / name, "w") as handle:
         handle.write(json.dumps(payload, indent=2, sort_keys=True, default=str))
 
 
@@ -72,7 +126,7 @@ def read_json(folder: StoragePath, name: str) -> dict[str, Any]:
 
 
 def write_extract(folder: StoragePath, extract: Extract) -> dict[str, Any]:
-    folder.mkdir(parents=True, exist_ok=True)
+    make_private_dir(folder)
     tables = [write_table(folder, name, frame, ENTITIES[name]) for name, frame in extract.tables.items()]
     manifest: dict[str, Any] = {
         "snapshot_at": extract.snapshot_at.isoformat(),

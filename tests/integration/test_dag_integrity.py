@@ -46,6 +46,29 @@ def test_broken_file_breaks_only_its_own_dag(tmp_path: Path, monkeypatch: pytest
     assert "broken-school.yaml" in message and "laestab" in message and "pattern" in message
 
 
+def test_a_latin1_file_breaks_only_its_own_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(ESTABLISHMENTS / "demo-academy.yaml", tmp_path / "demo-academy.yaml")
+    text = (ESTABLISHMENTS / "demo-academy.yaml").read_text().replace("demo-academy", "ecole-school")
+    (tmp_path / "ecole-school.yaml").write_bytes(text.replace("Demo Academy", "\u00c9cole").encode("cp1252"))
+    bag = _dagbag(tmp_path, monkeypatch)
+    assert set(bag.dag_ids) == {"mis_sync__demo_academy"}
+    [message] = bag.import_errors.values()
+    assert "ecole-school.yaml" in message and "not UTF-8" in message
+
+
+def test_yaml_and_yml_for_one_school_is_an_import_error_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy(ESTABLISHMENTS / "demo-academy.yaml", tmp_path / "demo-academy.yaml")
+    text = (ESTABLISHMENTS / "demo-academy.yaml").read_text().replace("demo-academy", "twin-school")
+    (tmp_path / "twin-school.yaml").write_text(text)
+    (tmp_path / "twin-school.yml").write_text(text.replace("mode: create", "mode: link"))
+    bag = _dagbag(tmp_path, monkeypatch)
+    assert set(bag.dag_ids) == {"mis_sync__demo_academy"}
+    [message] = bag.import_errors.values()
+    assert "twin-school.yaml" in message and "twin-school.yml" in message
+
+
 def test_dag_policy() -> None:
     from airflow.timetables.trigger import CronTriggerTimetable
 
@@ -143,3 +166,18 @@ def test_task_process_builds_only_its_own_dag(tmp_path: Path) -> None:
         }
     )
     assert only_beta == {"dags": ["mis_sync__beta_school"], "errors": {}, "heavy": []}
+
+
+def test_task_process_refuses_a_school_with_two_files(tmp_path: Path) -> None:
+    text = (ESTABLISHMENTS / "demo-academy.yaml").read_text().replace("demo-academy", "twin-school")
+    (tmp_path / "twin-school.yaml").write_text(text)
+    (tmp_path / "twin-school.yml").write_text(text)
+    outcome = _probe(
+        {
+            "MISYNC_ESTABLISHMENTS_DIR": str(tmp_path),
+            "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "mis_sync__twin_school",
+        }
+    )
+    assert outcome["dags"] == []
+    [message] = outcome["errors"].values()
+    assert "twin-school.yaml" in message and "twin-school.yml" in message

@@ -140,3 +140,32 @@ def test_rename_user_keeps_the_old_name_reserved(school: dict) -> None:
     assert _cli(school, "rename-user", old, "renamed.user", "--reason", "surname change") == 0
     assert "renamed.user" in _users(school).values()
     assert _cli(school, "rename-user", "renamed.user", old, "--reason", "undo") == 2, "old name is reserved"
+
+
+def test_the_run_report_counts_link_categories_and_linked_accounts(school: dict, capsys) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    assert _cli(school, "import-users", "--file", str(school["users"])) == 0
+    assert _run(school) == 0
+    capsys.readouterr()
+    assert _cli(school, "report", "--json") == 0
+    report = json.loads(capsys.readouterr().out)
+    pupils = report["users_by_role"]["pupil"]
+    assert pupils["linked"] == 200 and pupils["created"] == 0
+    assert pupils["unchanged"] == 0, "only linked accounts are managed: nothing else is 'unchanged'"
+    assert report["users_by_role"].get("teaching_staff", {}).get("unchanged", 0) == 0
+    link = report["link"]
+    assert (link["accounts_linked"], link["accounts_not_linked"]) == (200, 55)
+    totals = {category: counts["total"] for category, counts in link["categories"].items()}
+    assert (totals["linked"], totals["likely"], totals["not_matched"]) == (200, 50, 5)
+    assert link["categories"]["linked"]["pupils"] == 200
+    assert link["mis_records_not_linked"] == totals["mis_not_matched"] + totals["mis_no_account"] > 0
+
+    assert _run(school) == 0
+    capsys.readouterr()
+    assert _cli(school, "report") == 0
+    text = capsys.readouterr().out
+    assert "200 of 255 existing accounts linked, 55 not linked" in text
+    assert "Users with a likely MIS record match" in text
+    pupil_row = next(line.split() for line in text.splitlines() if line.strip().startswith("pupil "))
+    assert pupil_row[6:] == ["200", "0"], "second run: the 200 linked accounts unchanged, none linked anew"

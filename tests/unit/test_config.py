@@ -313,6 +313,39 @@ def test_discover_reads_yml_too(tmp_path: Path) -> None:
     assert [r.establishment.id for r in results if r.establishment] == ["a-school", "b-school"]
 
 
+def test_a_latin1_file_is_an_error_of_that_file_naming_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "ecole.yaml"
+    path.write_bytes(minimal(stem="ecole").replace("Test School", "\u00c9cole Test").encode("latin-1"))
+    message = load_error(path)
+    assert "not UTF-8" in message and "line 2" in message and "0xc9" in message
+
+
+def test_discover_isolates_a_latin1_file(tmp_path: Path) -> None:
+    write(tmp_path, minimal(stem="good-school"), stem="good-school")
+    bad = tmp_path / "ecole.yaml"
+    bad.write_bytes(minimal(stem="ecole").replace("Test School", "\u00c9cole").encode("latin-1"))
+    results = {r.path.name: r for r in discover(tmp_path)}
+    assert results["good-school.yaml"].establishment is not None
+    assert results["ecole.yaml"].establishment is None
+    assert str(results["ecole.yaml"].error).startswith(f"{bad}: not UTF-8")
+
+
+def test_yaml_and_yml_side_by_side_is_one_error_naming_both(tmp_path: Path) -> None:
+    from mis_sync.config import establishment_file
+
+    first = write(tmp_path, minimal(stem="twin-school"), stem="twin-school")
+    second = write(tmp_path, minimal("mode: link\n", stem="twin-school"), stem="twin-school", suffix=".yml")
+    write(tmp_path, minimal(stem="other-school"), stem="other-school")
+    results = discover(tmp_path)
+    assert [r.establishment.id for r in results if r.establishment] == ["other-school"]
+    [twin] = [r for r in results if r.error]
+    assert str(first) in str(twin.error) and str(second) in str(twin.error)
+    with pytest.raises(ConfigError, match=r"twin-school\.yml"):
+        establishment_file(tmp_path, "twin-school")
+    assert establishment_file(tmp_path, "other-school") == tmp_path / "other-school.yaml"
+    assert establishment_file(tmp_path, "absent") is None
+
+
 def test_discover_empty_folder(tmp_path: Path) -> None:
     assert discover(tmp_path) == []
 

@@ -721,3 +721,30 @@ def test_stale_decisions_are_counted_not_applied(small) -> None:  # type: ignore
     result = run_matching(users, extract, decisions)
     assert result.stale_decisions == 2
     assert _category(result, "exact") == ("linked", ids["exact"])
+
+
+def test_run_summary_counts_linked_and_not_linked_accounts() -> None:
+    from mis_sync.linking import render_run_summary, run_summary
+
+    links = pd.DataFrame(
+        {
+            "category": ["linked", "linked", "likely", "not_matched", "not_in_mis", "mis_not_matched"],
+            "person_kind": ["pupil", "staff", "pupil", "pupil", None, "contact"],
+        }
+    )
+    summary = run_summary(links)
+    assert (summary["accounts_linked"], summary["accounts_not_linked"]) == (2, 3)
+    assert summary["mis_records_not_linked"] == 1
+    assert summary["categories"]["linked"] == {
+        "pupils": 1,
+        "staff": 1,
+        "parents": 0,
+        "unknown": 0,
+        "total": 2,
+    }
+    lines = render_run_summary(
+        dict(summary, categories={k: dict(sorted(v.items())) for k, v in summary["categories"].items()})
+    )
+    assert "2 of 5 existing accounts linked, 3 not linked" in lines[0]
+    assert lines[1].split()[-5:] == ["pupils", "staff", "parents", "unknown", "total"]
+    assert len(lines) == 2 + 7

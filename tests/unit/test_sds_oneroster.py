@@ -186,6 +186,35 @@ def test_non_utf8_file_is_named(tmp_path: Path, mis_type: str, source: Path, fil
         extract(mis_type, folder)
 
 
+@pytest.mark.parametrize(
+    ("mis_type", "source", "file_name"),
+    [
+        ("sds_uk", SAMPLES / "sds-uk-min-required", "Section.csv"),
+        ("sds_v2_1", SAMPLES / "sds-v2.1", "users.csv"),
+        ("oneroster_csv", ONEROSTER, "users.csv"),
+    ],
+)
+def test_junk_rows_and_runaway_sizes_stop_naming_the_file(
+    tmp_path: Path, mis_type: str, source: Path, file_name: str
+) -> None:
+    from mis_sync.connectors.csv_reading import ReadLimits
+
+    folder = tmp_path / "drop"
+    shutil.copytree(source, folder)
+    path = folder / file_name
+    size = path.stat().st_size
+    connection = ConnectionInfo(conn_id="t", extra={"path": str(folder)})
+    connector = connector_for(mis_type, connection, {})
+    connector.read_limits = ReadLimits(max_bytes=size - 1)
+    with pytest.raises(ExtractError, match=rf"^{file_name}: .* MB is over the 0 MB limit"):
+        connector.extract()
+    columns = len(next(csv.reader(path.read_text(encoding="utf-8-sig").splitlines())))
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(",".join(["x" * 3000] * columns) + "\n")
+    with pytest.raises(ExtractError, match=rf"^{file_name}: line \d+, column .*: a value longer than 2000"):
+        extract(mis_type, folder)
+
+
 def test_bad_date_names_file_column_and_line_not_value(tmp_path: Path) -> None:
     folder = tmp_path / "drop"
     shutil.copytree(SAMPLES / "sds-uk-25-users", folder)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from upath import UPath
 
 from mis_sync.connections import ConnectionInfo
+from mis_sync.connectors.csv_reading import ReadLimits
 from mis_sync.errors import ExtractError
 from mis_sync.model import Extract
 
@@ -28,6 +29,8 @@ class Connector(ABC):
         self.country = country
         """The establishment's country: the academic year a group gets when the source gives none
         (``mis_sync.academic_year``)."""
+        self.read_limits = ReadLimits()
+        """Bounds on source files (size, growth, junk rows) and the sizes read; file sources use it."""
 
     def folder(self) -> UPath:
         """Where a file-based source lands: ``mis.options.path``, the connection's ``extra.path`` or

@@ -13,6 +13,7 @@ import pandas as pd
 from upath import UPath
 
 from mis_sync.connectors.base import Connector, ExtractError
+from mis_sync.connectors.csv_reading import ReadLimits, read_csv_bounded
 from mis_sync.connectors.mapping import apply_mapping, load_mapping
 from mis_sync.model import Extract
 
@@ -38,7 +39,7 @@ class FileDropConnector(Connector):
                 if entity in OPTIONAL_ENTITIES:
                     continue
                 raise ExtractError(f"{file_name}: required file is missing from the drop folder")
-            raw[entity] = _read_csv(path, file_name)
+            raw[entity] = _read_csv(path, file_name, self.read_limits)
         tables = apply_mapping(raw, mapping, where)
         snapshot_at = self._snapshot_at(folder, mapping.manifest)
         return Extract(tables=tables, snapshot_at=snapshot_at, source=self.type)
@@ -61,18 +62,6 @@ class FileDropConnector(Connector):
         return max(times).floor("s")
 
 
-def _read_csv(path: UPath, file_name: str) -> pd.DataFrame:
-    """Every cell as text: names like "Na" or "Null" must not become missing values."""
-    try:
-        with path.open("rb") as handle:
-            return pd.read_csv(
-                handle, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=False
-            )
-    except UnicodeDecodeError as exc:
-        raise ExtractError(
-            f"{file_name}: not UTF-8 (byte offset {exc.start}); save it as CSV UTF-8"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise ExtractError(f"{file_name}: the file is empty (not even a header row)") from None
-    except pd.errors.ParserError as exc:
-        raise ExtractError(f"{file_name}: malformed CSV ({str(exc).splitlines()[0][:120]})") from None
+def _read_csv(path: UPath, file_name: str, limits: ReadLimits | None = None) -> pd.DataFrame:
+    """Every cell as text, read with bounded time and memory (``connectors.csv_reading``)."""
+    return read_csv_bounded(path, file_name, limits)

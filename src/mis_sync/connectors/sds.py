@@ -91,7 +91,7 @@ class CsvFolderConnector(Connector):
                     raise ExtractError(f"{source.file}: required file is missing from the folder")
                 frames[key] = None
                 continue
-            frame = _read_csv(path, source.file)
+            frame = _read_csv(path, source.file, self.read_limits)
             frame.columns = [str(c).strip() for c in frame.columns]
             missing = [
                 source.columns[c] for c in source.required_columns if source.columns[c] not in frame.columns

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mis_sync.csv_cells import safe_cell
 from mis_sync.directory.schema import AuditEntry, Base, User
 from mis_sync.errors import SetupError
 from mis_sync.passwords import decrypt_password, encrypt_password, fernet
@@ -114,15 +115,6 @@ def _year_key(value: str | None) -> tuple[int, int, str]:
     return (0, 0, value)  # N1, N2, R before Year 1
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: str | None) -> str:
-    """A CSV cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 def _actor(actor: str) -> str:
     cleaned = re.sub(r"[\x00-\x1f\x7f]", " ", actor).strip()
     if not cleaned:
@@ -185,7 +177,9 @@ def export_passwords(
                 writer = csv.writer(handle)
                 writer.writerow(EXPORT_COLUMNS)
                 for username, display, role, year, password in records:
-                    writer.writerow([_cell(username), _cell(display), _cell(role), _cell(year), password])
+                    writer.writerow(
+                        [safe_cell(username), safe_cell(display), safe_cell(role), safe_cell(year), password]
+                    )
             records.clear()
             ids = [r.user_id for r in rows]
             bump = (

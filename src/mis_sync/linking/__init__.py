@@ -6,6 +6,7 @@ Public API::
     run_matching(existing_users, extract, decisions, thresholds,
                  *, weights=None, auto_link_likely=False, include_parents=None) -> LinkResult
     link_report(result) -> DataFrame; render_link_report(report) -> str   # counts only
+    run_summary(result) -> dict; render_run_summary(summary) -> lines      # the run report's Link part
     check_link_to_create(report)                       # raises LinkToCreateRefused
     record_decision(engine, establishment_id, username, decision, mis_id=None, person_kind=None,
                     *, actor, note=None) -> int
@@ -45,8 +46,10 @@ _LAZY = {
     "record_decision": "mis_sync.linking.decisions",
     "record_decisions": "mis_sync.linking.decisions",
     "render_link_report": "mis_sync.linking.categories",
+    "render_run_summary": "mis_sync.linking.categories",
     "report_counts": "mis_sync.linking.categories",
     "run_matching": "mis_sync.linking.run",
+    "run_summary": "mis_sync.linking.categories",
     "save_link_state": "mis_sync.linking.decisions",
 }
 
@@ -72,8 +75,10 @@ __all__ = [
     "record_decision",
     "record_decisions",
     "render_link_report",
+    "render_run_summary",
     "report_counts",
     "run_matching",
+    "run_summary",
     "save_link_state",
 ]
 

@@ -82,3 +82,42 @@ def render_link_report(report: pd.DataFrame, title: str | None = None) -> str:
         counts = "  ".join(f"{int(row[c]):>8}" for c in numbers)
         lines.append(f"{position:>2}  {row['label']:<{width}}  {counts}")
     return "\n".join(lines)
+
+
+def run_summary(result: Any) -> dict[str, Any]:
+    """What a run's report says about Link mode: counts per category and person kind, the existing
+    accounts linked and not linked, and the MIS records no account is linked to (counts only).
+
+    Accepts what ``link_report`` accepts, or its report frame.
+    """
+    table = result if isinstance(result, pd.DataFrame) and "label" in result.columns else link_report(result)
+    numbers = [c for c in table.columns if c != "label"]
+    categories = {str(cat): {c: int(table.at[cat, c]) for c in numbers} for cat in table.index}
+    totals = {cat: counts["total"] for cat, counts in categories.items()}
+    return {
+        "categories": categories,
+        "accounts_linked": totals[LinkCategory.LINKED.value],
+        "accounts_not_linked": sum(totals[c.value] for c in USER_CATEGORIES if c != LinkCategory.LINKED),
+        "mis_records_not_linked": sum(totals[c.value] for c in MIS_CATEGORIES),
+    }
+
+
+def render_run_summary(summary: Mapping[str, Any]) -> list[str]:
+    """The Link-mode lines of the run report: linked / not linked, then one line per category."""
+    categories = summary["categories"]
+    present = {c for counts in categories.values() for c in counts}
+    known = [*KIND_COLUMNS.values(), "total"]  # the report is stored with sorted keys: restore the order
+    extra = sorted(present - set(known))
+    columns = [c for c in known[:-1] if c in present] + extra + [c for c in known[-1:] if c in present]
+    linked, not_linked = summary["accounts_linked"], summary["accounts_not_linked"]
+    width = max(len(label) for label in LABELS.values())
+    lines = [
+        f"  Link mode: {linked} of {linked + not_linked} existing accounts linked, {not_linked} not linked; "
+        f"{summary['mis_records_not_linked']} MIS records without a linked account",
+        f"  {'#':>2}  {'link category':<{width}}" + "".join(f"{c:>9}" for c in columns),
+    ]
+    for position, category in enumerate(LinkCategory, start=1):
+        counts = categories.get(category.value, {})
+        cells = "".join(f"{counts.get(c, 0):>9}" for c in columns)
+        lines.append(f"  {position:>2}  {LABELS[category]:<{width}}{cells}")
+    return lines

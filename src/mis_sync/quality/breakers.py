@@ -11,6 +11,9 @@ only (never a value from the data), so it is safe in the task log and the Airflo
   MIS ids, which are now quarantined record by record;
 - **empty or short extract** (``check_volume``): no on-roll pupils or staff, or fewer than
   ``SafetyLimits.min_extract_fraction`` of the last successful run's (``validate.check_volume``);
+- **junk references** (``check_junk_references``): more than half of the memberships or relationships
+  point at records not in the export, found from the derived columns before the GE suites run, so a
+  junk file stops in seconds instead of after minutes of per-record findings;
 - **error rate** (``check_error_rate``): more than ``SafetyLimits.max_error_rate`` of an entity's
   records have an error finding (judged once at least ``MIN_ERRORS_FOR_RATE`` records of it do, so a
   single bad row in a tiny school is quarantined instead of stopping the run).
@@ -121,4 +124,32 @@ def check_error_rate(
             "(the findings report lists every record) before re-running",
             findings,
             summary,
+        )
+
+
+JUNK_REFERENCE_SHARE: Final = 0.5
+REFERENCE_RULES: Final = {
+    "memberships": ("unknown_group", "unknown_person"),
+    "relationships": ("unknown_pupil", "unknown_contact"),
+}
+
+
+def check_junk_references(frames: dict[str, pd.DataFrame], limits: SafetyLimits) -> None:
+    """Stop before the per-record checks when most links point nowhere: a 50 MB junk memberships file
+    took 300 s of findings to reach the error-rate breaker's answer. Below this share the error-rate
+    breaker judges as usual, with the findings report the data manager needs."""
+    problems = []
+    for entity, rules in REFERENCE_RULES.items():
+        frame = frames.get(entity)
+        if frame is None or not len(frame):
+            continue
+        broken = int(frame[list(rules)].any(axis=1).sum())
+        share = max(JUNK_REFERENCE_SHARE, limits.max_error_rate)
+        if broken >= MIN_ERRORS_FOR_RATE and broken > share * len(frame):
+            problems.append(f"{broken} of {len(frame)} {entity} ({broken / len(frame):.1%})")
+    if problems:
+        raise ValidationStop(
+            "most links point at records not in the export: " + ", ".join(problems) + " name a group or "
+            "person that is not there (a junk, partial or other school's file?); nothing will be planned "
+            "or applied. Check the MIS export before re-running"
         )

@@ -8,7 +8,8 @@ Steps, in order (each breaker raises ``ValidationStop`` with counts only):
    (entity, mis_id, field, rule, severity, hint, row), plus the connector's own findings about the
    source's answer (``Extract.source_findings``, see ``source_findings``);
 4. quarantine: rows with an error, and what hangs off them, leave the extract (``quarantine``);
-5. error rate (``breakers.check_error_rate``): raises ``breakers.QualityStop``, a ``ValidationStop``
+5. error rate (``breakers.check_error_rate``; most links pointing nowhere stops earlier, before the GE
+   suites: ``breakers.check_junk_references``): raises ``breakers.QualityStop``, a ``ValidationStop``
    that carries the findings and summary so the report can still be written.
 """
 
@@ -24,7 +25,13 @@ import pandas as pd
 from mis_sync.config import SafetyLimits
 from mis_sync.errors import ValidationStop
 from mis_sync.model import ENTITIES, Extract
-from mis_sync.quality.breakers import check_codes, check_error_rate, check_schema, check_volume
+from mis_sync.quality.breakers import (
+    check_codes,
+    check_error_rate,
+    check_junk_references,
+    check_schema,
+    check_volume,
+)
 from mis_sync.quality.quarantine import QUARANTINE_COLUMNS, quarantine
 from mis_sync.quality.rules import derive_checks, derive_keys
 from mis_sync.quality.years import COUNTRIES, Country
@@ -179,6 +186,7 @@ def check_extract(
     limits = limits or SafetyLimits()
     extract, counts = _prepare(extract, last_counts, limits)
     frames = derive_checks(extract, country=_country(country), as_of=as_of)
+    check_junk_references(frames, limits)
     return _finish(extract, counts, run_suites(frames), limits)
 
 
@@ -203,10 +211,12 @@ def check_extracts(
         where = country if isinstance(country, str) else country.get(slug, "england")
         try:
             prepared, counts = _prepare(extract, (last_counts or {}).get(slug), limits)
+            frames = derive_checks(prepared, country=_country(where))
+            check_junk_references(frames, limits)
         except ValidationStop as stop:
             results[slug] = stop
             continue
-        ready[slug] = (prepared, counts, derive_checks(prepared, country=_country(where)))
+        ready[slug] = (prepared, counts, frames)
     found = run_suites_many([frames for _, _, frames in ready.values()]) if ready else []
     for (slug, (prepared, counts, _)), findings in zip(ready.items(), found, strict=True):
         try:

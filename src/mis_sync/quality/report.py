@@ -18,7 +18,8 @@ from typing import Any, Final
 
 import pandas as pd
 
-from mis_sync.storage import StoragePath
+from mis_sync.csv_cells import safe_frame
+from mis_sync.storage import StoragePath, make_private_dir, open_private
 
 CSV_NAME: Final = "findings.csv"
 HTML_NAME: Final = "findings.html"
@@ -40,7 +41,8 @@ def findings_csv(findings: pd.DataFrame) -> str:
     """The findings as CSV text (``CSV_COLUMNS``; ``status`` empty when history is not known)."""
     frame = _ordered(findings)
     buffer = io.StringIO()
-    frame[CSV_COLUMNS].to_csv(buffer, index=False, lineterminator="\n")
+    # MIS ids and field names come from the MIS: a cell starting "=" must not run in Excel
+    safe_frame(frame[CSV_COLUMNS]).to_csv(buffer, index=False, lineterminator="\n")
     return buffer.getvalue()
 
 
@@ -153,12 +155,12 @@ def write_report(
     summary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``findings.csv`` and ``findings.html`` into ``folder``; return names and counts (XCom-safe)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / CSV_NAME).open("wb") as handle:
+    make_private_dir(folder)
+    with open_private(folder / CSV_NAME, "wb") as handle:
         handle.write(findings_csv(findings).encode("utf-8"))
     page = render_html(
         findings, establishment_id=establishment_id, run_id=run_id, generated_at=generated_at, summary=summary
     )
-    with (folder / HTML_NAME).open("wb") as handle:
+    with open_private(folder / HTML_NAME, "wb") as handle:
         handle.write(page.encode("utf-8"))
     return {"csv": CSV_NAME, "html": HTML_NAME, "findings": len(findings)}
