@@ -31,7 +31,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from oneroster_directory import build  # noqa: E402
+from oneroster_directory import CACHE, build  # noqa: E402
 
 BASE = "/ims/oneroster/rostering/v1p2"
 
@@ -104,14 +104,14 @@ def _server_times(access_log: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--directory", default="mat", choices=["mat", "large-secondary"])
+    parser.add_argument("--directory", default="mat", choices=["mat", "large-secondary", "small-primary"])
     parser.add_argument("--pages", type=int, default=300)
     args = parser.parse_args()
     path = build(args.directory)
     url = f"sqlite:///{path}"
     client_id, secret = _register(url)
     port = _free_port()
-    access_log = HERE / ".cache" / "bench-oneroster-access.log"
+    access_log = CACHE / "bench-oneroster-access.log"
     access_log.unlink(missing_ok=True)
     server = _serve(url, port, access_log)
     results: dict[str, object] = {"directory": args.directory, "load_average_at_start": os.getloadavg()}

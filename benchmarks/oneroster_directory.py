@@ -8,11 +8,13 @@ measures (the API reading it is). Delete the folder to rebuild.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = REPO / "benchmarks" / ".cache"
+CACHE = Path(os.environ.get("MISYNC_BENCH_CACHE") or REPO / "benchmarks" / ".cache")
+"""Where built directories are kept; the test suite's smoke run points it at a temporary folder."""
 AS_OF = dt.date(2026, 1, 12)
 TRUST_SEED = 7
 SCHOOL_SEED = 2026
@@ -38,7 +40,8 @@ def _apply_school(engine, config, extract, run_id: str) -> None:  # type: ignore
 
 
 def build(name: str) -> Path:
-    """The SQLite file of directory ``name`` (``mat`` or ``large-secondary``), built if missing."""
+    """The SQLite file of directory ``name`` (``mat``, or a school profile such as ``large-secondary``),
+    built if missing."""
     from mis_sync.config import load_establishment
     from mis_sync.directory.db import make_engine, migrate
     from mis_sync.generator import generate_school, generate_trust
