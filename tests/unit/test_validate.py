@@ -191,7 +191,7 @@ def test_missing_required_value_quarantines_the_record(tiny: Extract, entity: st
     [
         ("staff", "enrolment_status", "Current"),
         ("groups", "kind", "house"),
-        ("memberships", "role", "parent"),
+        ("memberships", "role", "stoodent"),
     ],
 )
 def test_unknown_codes_quarantine_the_record_not_the_school(
