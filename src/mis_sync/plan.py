@@ -91,6 +91,27 @@ def held_records(quarantined: pd.DataFrame | None) -> tuple[frozenset[tuple[str,
     return pairs, groups
 
 
+def held_membership_pairs(quarantined: pd.DataFrame | None) -> frozenset[tuple[str, str]]:
+    """(group MIS id, person MIS id) of memberships quarantined for their own fault (an unknown role
+    code, say): what the directory has for that pair stays as it is until the MIS is fixed."""
+    if quarantined is None or quarantined.empty:
+        return frozenset()
+    own = quarantined[(quarantined["entity"] == "memberships") & (quarantined["cause"] == "error")]
+    keys = (str(key).rsplit("/", 2) for key in own["mis_id"])  # group/person/role; group ids may hold "/"
+    return frozenset((parts[0], parts[1]) for parts in keys if len(parts) == 3)
+
+
+def keep_held_memberships(memberships: pd.DataFrame, held: frozenset[tuple[str, str]]) -> pd.DataFrame:
+    """The membership plan without removals of held (quarantined) membership pairs."""
+    if not held or memberships.empty:
+        return memberships
+    pairs = pd.Series(
+        list(zip(memberships["group_mis_id"], memberships["person_mis_id"], strict=True)),
+        index=memberships.index,
+    )
+    return memberships[~((memberships["action"] == "remove") & pairs.isin(held))].reset_index(drop=True)
+
+
 def plan_groups(
     extract: Extract, state: DirectoryState, held_groups: frozenset[str] = frozenset()
 ) -> pd.DataFrame:
@@ -210,8 +231,9 @@ def make_plan(
     return Plan(
         users=users,
         groups=plan_groups(extract, state, held_groups),
-        memberships=plan_memberships(
-            desired_memberships(extract, wanted_users), state, held_people, held_groups
+        memberships=keep_held_memberships(
+            plan_memberships(desired_memberships(extract, wanted_users), state, held_people, held_groups),
+            held_membership_pairs(quarantined),
         ),
         base_revision=state.revision,
         snapshot_at=extract.snapshot_at,
