@@ -236,6 +236,7 @@ STAFF = Entity(
         *_name_columns(),
         Column("date_of_birth", "date", personal=True),
         Column("staff_code"),
+        Column("teacher_number", personal=True),
         Column("is_teaching", "boolean"),
         Column("email", personal=True),
         Column("start_date", "date"),

@@ -35,6 +35,7 @@ from mis_sync.plan import Plan, make_plan
 log = logging.getLogger(__name__)
 
 PLAN_TABLES = ("users", "groups", "memberships")
+IDENTITY_TABLES = ("identities", "identity_pending")
 
 
 @dataclass
@@ -146,6 +147,9 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     )
     out = ctx.stage_folder(name)
     tables = [storage.write_table(out, table, getattr(plan, table)) for table in PLAN_TABLES]
+    for table in IDENTITY_TABLES:  # Create mode: fingerprints to store, re-key pairs waiting for an admin
+        if getattr(plan, table) is not None:
+            storage.write_table(out, table, getattr(plan, table))
     desired = desired_users(extract, ctx.establishment)["role"].value_counts()
     summary = plan.summary() | {
         "base_revision": plan.base_revision,
@@ -208,6 +212,8 @@ def read_plan(folder: storage.StoragePath) -> Plan:
     frames["users"]["user_id"] = frames["users"]["user_id"].astype("Int64")
     frames["groups"]["group_id"] = frames["groups"]["group_id"].astype("Int64")
     frames["users"]["held"] = frames["users"]["held"].astype(bool)
+    for name in IDENTITY_TABLES:
+        frames[name] = storage.read_table(folder, name) if (folder / f"{name}.parquet").exists() else None
     return Plan(
         **frames,
         base_revision=int(meta["base_revision"]),
