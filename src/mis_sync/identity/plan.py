@@ -173,10 +173,14 @@ def continue_identities(
         ),
         ambiguous=ambiguous,
         held_reason=held_reason,
-        notes={
-            "identity_rekeyed": len(applied),
-            "identity_rekeys_held": len(held_rekeys),
-            "identity_ambiguous_pairs": len(ambiguous),
+        notes={  # only what happened: a quiet night adds nothing to the report
+            name: count
+            for name, count in (
+                ("identity_rekeyed", len(applied)),
+                ("identity_rekeys_held", len(held_rekeys)),
+                ("identity_ambiguous_pairs", len(ambiguous)),
+            )
+            if count
         },
     )
 
