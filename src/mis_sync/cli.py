@@ -392,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--directory-url")
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=cmd_report)
+
+    from mis_sync.identity.cli import add_identity_commands
+
+    add_identity_commands(sub)
     return parser
 
 
