@@ -29,6 +29,7 @@ from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
 from mis_sync.errors import SetupError
+from mis_sync.identity.plan import describe_pending
 from mis_sync.model import Extract
 from mis_sync.plan import Plan, make_plan
 
@@ -170,6 +171,8 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
         log.warning("plan skipped: %s", plan.skipped_reason)
     if plan.held_reason:
         log.warning("%s", plan.held_reason)
+    if pending := describe_pending(plan.identity_pending):
+        log.warning("%s", pending)
     return summary
 
 

@@ -6,8 +6,8 @@ before this work 398 duplicate accounts were created (``mbrowne`` → ``mbrowne1
 lost their classes. Now: no account is created and none suspended; the re-keys are above the brake's
 limits (an MIS migration), so they wait for approval with the accounts and their classes untouched;
 approved, every account takes its new MIS id with the same username and memberships, each re-key
-audit-logged with old and new id (never a name), and Microsoft 365 (the local Graph emulator) sees
-no membership removed or added.
+audit-logged with old and new id (never a name), and neither Microsoft 365 nor Google Classroom (the
+local emulators) sees a membership removed or added, while held or after.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from sqlalchemy import select
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import AuditEntry
 from mis_sync.directory.state import load_state
-from mis_sync.fakes import running_fake_graph
+from mis_sync.fakes import running_fake_classroom, running_fake_graph
 from mis_sync.generator import generate_school, write_file_drop
 from mis_sync.identity.store import pending_pairs, record_identity_decision
-from mis_sync.targets.settings import Microsoft365Target, OwnersPolicy, TargetsConfig
+from mis_sync.targets.settings import GoogleClassroomTarget, Microsoft365Target, OwnersPolicy, TargetsConfig
 from mis_sync.targets.stages import run_target
 from tests.helpers import demo_config
 from tests.stage_helpers import approve_held, context, later, read_csv, run_stages, write_csv
@@ -34,6 +34,7 @@ from tests.stage_helpers import approve_held, context, later, read_csv, run_stag
 AS_OF = dt.date(2026, 11, 10)  # term time: nothing is an expected summer departure
 DOMAIN = "school.example"
 CONN_ID = "msgraph_identity"
+GOOGLE_ID = "google_identity"
 
 
 @pytest.fixture
@@ -185,28 +186,45 @@ def test_ambiguous_pairs_wait_for_an_admin_decision(engine, night_one: Path, tmp
 
 
 @pytest.mark.parametrize("directory_url", ["sqlite"], indirect=True)
-def test_microsoft_365_sees_no_membership_change_after_the_re_key(
+def test_microsoft_365_and_classroom_see_no_membership_change_after_the_re_key(
     engine, night_one: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    target = Microsoft365Target(
+    m365 = Microsoft365Target(
         enabled=True, connection_id=CONN_ID, tenant_domain=DOMAIN, owners=OwnersPolicy(admins=("it.admin",))
     )
-    config = demo_config(targets=TargetsConfig(microsoft365=target))
-    with running_fake_graph(seed=3) as graph:
+    google = GoogleClassroomTarget(
+        enabled=True, connection_id=GOOGLE_ID, domain=DOMAIN, owner="it.admin", group_kinds=["registration"]
+    )
+    config = demo_config(targets=TargetsConfig(microsoft365=m365, google_classroom=google))
+    with running_fake_graph(seed=3) as graph, running_fake_classroom(seed=3) as classroom:
         extra = {"tenant_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "base_url": graph.base_url + "/"}
         extra["allowed_hosts"] = "graph.microsoft.com"
         conn = {"conn_type": "msgraph", "login": "client-id", "password": "secret", "extra": extra}
         monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
-        for username in [*load_state(engine, "demo-academy").users["username"], "it.admin"]:
+        google_conn = {"conn_type": "generic", "extra": {"api_endpoint": classroom.base_url}}
+        monkeypatch.setenv(f"AIRFLOW_CONN_{GOOGLE_ID.upper()}", json.dumps(google_conn))
+        classroom.add_user(f"it.admin@{DOMAIN}", "It", "Admin", is_admin=True)
+        for username in load_state(engine, "demo-academy").users["username"]:
             graph.add_user(f"{username}@{DOMAIN}")
-        first = run_target(context(engine, tmp_path / "runs", night_one, config, "night-1"), "microsoft365",
-                           sleep=lambda _s: None)  # fmt: skip
-        assert first["writes"] > 1000 and first["failed"] == 0
+            classroom.add_user(f"{username}@{DOMAIN}", "Test", "User")
+        graph.add_user(f"it.admin@{DOMAIN}")
+
+        def fan_out(run_id: str) -> dict[str, dict]:
+            ctx = context(engine, tmp_path / "runs", night_one, config, run_id)
+            return {
+                t: run_target(ctx, t, sleep=lambda _s: None) for t in ("microsoft365", "google_classroom")
+            }
+
+        first = fan_out("night-1")
+        assert first["microsoft365"]["writes"] > 1000 and first["google_classroom"]["writes"] > 500
+        assert first["microsoft365"]["failed"] == first["google_classroom"]["failed"] == 0
         _rekey(night_one, 0.4)
         run_stages(engine, tmp_path / "runs", night_one, config, "night-2")
+        held = fan_out("night-2-held")
+        assert held["microsoft365"]["writes"] == held["google_classroom"]["writes"] == 0, "held: untouched"
         approve_held(engine, tmp_path / "runs", night_one, config, "night-2")
         graph.reset_counters()
-        after = run_target(context(engine, tmp_path / "runs", night_one, config, "night-2"), "microsoft365",
-                           sleep=lambda _s: None)  # fmt: skip
-        assert after["writes"] == 0 and graph.counters["writes"] == 0, "no remove + add at Graph"
-        assert after["unresolved_users"] == 0
+        after = fan_out("night-2")
+        assert after["microsoft365"]["writes"] == 0 and graph.counters["writes"] == 0, "no remove + add"
+        assert after["google_classroom"]["writes"] == 0, "nor in Classroom"
+        assert after["microsoft365"]["unresolved_users"] == after["google_classroom"]["unresolved_users"] == 0

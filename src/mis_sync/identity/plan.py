@@ -208,3 +208,20 @@ def _with_memberships(state: DirectoryState, memberships: pd.DataFrame) -> Direc
         identities=state.identities,
         identity_decisions=state.identity_decisions,
     )
+
+
+def describe_pending(pending: pd.DataFrame | None, limit: int = 20) -> str | None:
+    """The ambiguous pairs for the task log, by MIS id only (the admin decides with ``misync identity``)."""
+    if pending is None or pending.empty:
+        return None
+    columns = ["person_kind", "old_mis_id", "new_mis_id", "rule", "reason"]
+    shown = [
+        f"{k} {old}->{new} ({rule}, {why})"
+        for k, old, new, rule, why in pending[columns].head(limit).itertuples(index=False)
+    ]
+    more = f" and {len(pending) - len(shown)} more" if len(pending) > len(shown) else ""
+    return (
+        f"identity: {len(pending)} ambiguous pair(s) wait for an admin (misync identity-report): "
+        + "; ".join(shown)
+        + more
+    )
