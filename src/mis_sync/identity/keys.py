@@ -111,22 +111,21 @@ def fingerprints(extract: Extract, establishment_id: str, people: pd.DataFrame |
     return out.drop_duplicates(["person_kind", "mis_id", "rule"]).reset_index(drop=True)
 
 
-def _signature(frame: pd.DataFrame) -> pd.DataFrame:
-    ordered = frame.sort_values(["person_kind", "mis_id", "rule"])
-    joined = ordered["rule"].astype(str) + "=" + ordered["fingerprint"].astype(str)
-    grouped = joined.groupby([ordered["person_kind"].astype(str), ordered["mis_id"].astype(str)]).agg(
-        ";".join
-    )
-    return grouped.rename("signature").reset_index()
-
-
 def changed_fingerprints(wanted: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
     """The people (with all their fingerprints) whose set differs from the stored one: what apply
-    rewrites. ``stored`` has the same columns, keyed by the accounts' current MIS ids."""
+    rewrites. ``stored`` has the same columns, keyed by the accounts' current MIS ids. One outer merge:
+    a person with any fingerprint on one side only has changed."""
+    key = ["person_kind", "mis_id"]
     if wanted.empty:
         return wanted
-    new = _signature(wanted)
-    old = _signature(stored) if not stored.empty else new.iloc[0:0]
-    both = new.merge(old, on=["person_kind", "mis_id"], how="left", suffixes=("", "_old"))
-    differs = both[both["signature"] != both["signature_old"].fillna("")][["person_kind", "mis_id"]]
-    return wanted.merge(differs.astype("string"), on=["person_kind", "mis_id"]).reset_index(drop=True)
+    merged = (
+        wanted[FINGERPRINT_COLUMNS]
+        .astype("string")
+        .merge(
+            stored[FINGERPRINT_COLUMNS].astype("string"), on=FINGERPRINT_COLUMNS, how="outer", indicator=True
+        )
+    )
+    differs = merged.loc[merged["_merge"] != "both", key].drop_duplicates()
+    if differs.empty:
+        return wanted.iloc[0:0]
+    return wanted.merge(differs, on=key).reset_index(drop=True)

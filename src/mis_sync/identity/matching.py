@@ -55,7 +55,9 @@ def _empty(columns: list[str]) -> pd.DataFrame:
 
 
 def _edges(new: pd.DataFrame, old: pd.DataFrame, rule: str) -> pd.DataFrame:
-    parts = []
+    parts = [_empty(["person_kind", "old_mis_id", "new_mis_id"])]
+    if new.empty or old.empty:
+        return parts[0].assign(rule=rule)
     for new_rule, old_rule in EDGES[rule]:
         left = new[new["rule"] == new_rule][["person_kind", "mis_id", "fingerprint"]]
         right = old[old["rule"] == old_rule][["person_kind", "mis_id", "fingerprint"]]
@@ -88,6 +90,8 @@ def match(
     """``new``, ``vanished``, ``present``: fingerprints (``keys.FINGERPRINT_COLUMNS``) of new records, of
     accounts whose record vanished, and of accounts whose record is still in the MIS. ``decisions``:
     the effective admin decisions (person_kind, old_mis_id, new_mis_id, decision)."""
+    if new.empty:  # a quiet night: no new record, nothing to match (the common case, kept cheap)
+        return Matches(rekeys=_empty(PAIR_COLUMNS), ambiguous=_empty(AMBIGUOUS_COLUMNS))
     decisions = decisions if decisions is not None else _empty([*PAIR_COLUMNS[:3], "decision"])
     distinct = decisions[decisions["decision"] == "distinct"]
     same = decisions[decisions["decision"] == "same"]
