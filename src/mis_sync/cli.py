@@ -432,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     from mis_sync.oneroster.cli import register as register_oneroster
 
     register_oneroster(sub)
+
+    from mis_sync.identity.cli import add_identity_commands
+
+    add_identity_commands(sub)
     return parser
 
 

@@ -27,6 +27,8 @@ USER_PLAN_COLUMNS = [
 ]
 GROUP_PLAN_COLUMNS = ["action", *GROUP_KEY, "group_id", *GROUP_FIELDS, "changed_fields", "reason"]
 MEMBERSHIP_PLAN_COLUMNS = ["action", *MEMBERSHIP_KEY, "reason"]
+IDENTITY_COLUMNS = ["person_kind", "mis_id", "rule", "fingerprint"]
+DECISION_COLUMNS = ["id", "person_kind", "old_mis_id", "new_mis_id", "decision", "decided_at"]
 
 
 @dataclass
@@ -43,6 +45,10 @@ class DirectoryState:
     last_snapshot_at: pd.Timestamp | None = None
     all_usernames: set[str] = field(default_factory=set)
     """Every username the establishment ever issued, deleted accounts' included: never reissued."""
+    identities: pd.DataFrame = field(default_factory=lambda: empty_frame(IDENTITY_COLUMNS))
+    """Fingerprints of accounts' people (``identity.keys``): person_kind, mis_id, rule, fingerprint."""
+    identity_decisions: pd.DataFrame = field(default_factory=lambda: empty_frame(DECISION_COLUMNS))
+    """Admin decisions about re-key pairs, in the order made (``identity.matching.effective_decisions``)."""
 
 
 def empty_frame(columns: list[str]) -> pd.DataFrame:

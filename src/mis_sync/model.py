@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 ColumnType = Literal["string", "date", "boolean", "int"]
+
+UNREADABLE = "unreadable_fields"
+"""Every entity's last column: comma-separated names of the record's fields whose source value could not
+be read (a date that is not a date, a number that is not a number). Names only, never the value; the
+value itself is dropped. Data quality quarantines such a record (rule ``value_unreadable``)."""
 
 _ARROW_TYPES: dict[ColumnType, pa.DataType] = {
     "string": pa.string(),
@@ -70,6 +76,10 @@ class Entity:
     references: dict[str, tuple[str, str]] = field(default_factory=dict)
     """column -> (entity, column) it must point at (referential integrity)."""
 
+    def __post_init__(self) -> None:
+        if UNREADABLE not in (c.name for c in self.columns):
+            object.__setattr__(self, "columns", (*self.columns, Column(UNREADABLE)))
+
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
@@ -88,24 +98,34 @@ class Entity:
     def empty_frame(self) -> pd.DataFrame:
         return pd.DataFrame({c.name: pd.Series([], dtype=_PANDAS_TYPES[c.type]) for c in self.columns})
 
-    def coerce(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def coerce(self, frame: pd.DataFrame, *, strict: bool = False) -> pd.DataFrame:
         """Return the frame with exactly this entity's columns, in order, with canonical dtypes.
 
-        Missing optional columns are added as nulls; unknown columns are dropped. Values that cannot be
-        coerced raise ``CoercionError`` naming the entity, column and row numbers (never the value,
-        which may be personal data).
+        Missing optional columns are added as nulls; unknown columns are dropped. A value that cannot be
+        coerced (a date of birth like ``31/02/2013`` or ``unknown``) is a fault of that record, not of
+        the extract: the value becomes missing and the column's name is added to the row's
+        ``unreadable_fields``, so data quality quarantines the record (a finding naming entity, record
+        and field) and the rest of the school still syncs. ``strict=True`` raises ``CoercionError``
+        instead, naming the entity, column and row numbers (never the value, which may be personal).
         """
         out = {}
+        unreadable = _unreadable_start(frame)
         for column in self.columns:
+            if column.name == UNREADABLE:
+                continue
             if column.name not in frame.columns:
                 out[column.name] = pd.Series(pd.NA, index=frame.index, dtype=_PANDAS_TYPES[column.type])
                 continue
             values, bad = _coerce_series(frame[column.name], column.type)
             if bad.any():
-                rows = [int(i) for i in bad.to_numpy().nonzero()[0][:5]]
-                raise CoercionError(self.name, column.name, column.type, rows, int(bad.sum()))
+                if strict:
+                    rows = [int(i) for i in bad.to_numpy().nonzero()[0][:5]]
+                    raise CoercionError(self.name, column.name, column.type, rows, int(bad.sum()))
+                flags = bad.to_numpy(dtype=bool)
+                unreadable[flags] = [_add_field(v, column.name) for v in unreadable[flags]]
             out[column.name] = values
-        return pd.DataFrame(out, index=frame.index).reset_index(drop=True)
+        out[UNREADABLE] = pd.Series(unreadable, index=frame.index, dtype="string")
+        return pd.DataFrame(out, index=frame.index)[self.column_names].reset_index(drop=True)
 
 
 class CoercionError(ValueError):
@@ -119,6 +139,23 @@ class CoercionError(ValueError):
             f"{entity}.{column}: {count} value(s) are not valid {column_type}s "
             f"(data rows {shown}{more}, counting from 0)"
         )
+
+
+def _unreadable_start(frame: pd.DataFrame) -> np.ndarray:
+    """The frame's existing ``unreadable_fields`` (an extract coerced twice keeps what it found first)."""
+    if UNREADABLE not in frame.columns:
+        return np.full(len(frame), None, dtype=object)
+    text = frame[UNREADABLE].astype("string").str.strip()
+    present = (text.notna() & (text != "")).to_numpy(dtype=bool)
+    values = np.full(len(frame), None, dtype=object)
+    values[present] = text.to_numpy(dtype=object)[present]
+    return values
+
+
+def _add_field(current: str | None, name: str) -> str:
+    if not current:
+        return name
+    return current if name in current.split(",") else f"{current},{name}"
 
 
 _TRUE = {"true", "t", "yes", "y", "1"}
@@ -191,6 +228,7 @@ STAFF = Entity(
         *_name_columns(),
         Column("date_of_birth", "date", personal=True),
         Column("staff_code"),
+        Column("teacher_number", personal=True),
         Column("is_teaching", "boolean"),
         Column("email", personal=True),
         Column("start_date", "date"),

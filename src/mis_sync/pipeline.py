@@ -32,12 +32,14 @@ from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
 from mis_sync.directory_state import USER_KEY
 from mis_sync.errors import SetupError
+from mis_sync.identity.plan import describe_pending
 from mis_sync.model import Extract
 from mis_sync.plan import Plan, make_plan
 
 log = logging.getLogger(__name__)
 
 PLAN_TABLES = ("users", "groups", "memberships")
+IDENTITY_TABLES = ("identities", "identity_pending")
 
 
 @dataclass
@@ -168,6 +170,9 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     )
     out = ctx.stage_folder(name)
     tables = [storage.write_table(out, table, getattr(plan, table)) for table in PLAN_TABLES]
+    for table in IDENTITY_TABLES:  # Create mode: fingerprints to store, re-key pairs waiting for an admin
+        if getattr(plan, table) is not None:
+            storage.write_table(out, table, getattr(plan, table))
     wanted = desired_users(extract, ctx.establishment)
     if links is not None:  # Link mode manages linked accounts only: "unchanged" counts those
         wanted = wanted.merge(links[USER_KEY].astype("string"), on=USER_KEY, how="inner")
@@ -191,6 +196,8 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
         log.warning("plan skipped: %s", plan.skipped_reason)
     if plan.held_reason:
         log.warning("%s", plan.held_reason)
+    if pending := describe_pending(plan.identity_pending):
+        log.warning("%s", pending)
     return summary
 
 
@@ -233,6 +240,8 @@ def read_plan(folder: storage.StoragePath) -> Plan:
     frames["users"]["user_id"] = frames["users"]["user_id"].astype("Int64")
     frames["groups"]["group_id"] = frames["groups"]["group_id"].astype("Int64")
     frames["users"]["held"] = frames["users"]["held"].astype(bool)
+    for name in IDENTITY_TABLES:
+        frames[name] = storage.read_table(folder, name) if (folder / f"{name}.parquet").exists() else None
     return Plan(
         **frames,
         base_revision=int(meta["base_revision"]),

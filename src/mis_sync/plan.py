@@ -28,6 +28,7 @@ from mis_sync.directory_state import (  # noqa: F401  (re-exported for callers o
     changed_fields,
     empty_frame,
 )
+from mis_sync.identity.plan import continue_identities
 from mis_sync.model import Extract, MemberRole
 
 
@@ -42,6 +43,10 @@ class Plan:
     held_reason: str | None = None
     notes: dict[str, int] = field(default_factory=dict)
     """Counts the school should know about (e.g. parents without an email)."""
+    identities: pd.DataFrame | None = None
+    """Identity fingerprints to store (``identity.keys``; people whose set changed). None: leave as is."""
+    identity_pending: pd.DataFrame | None = None
+    """Ambiguous re-key pairs waiting for an admin (``identity.matching.AMBIGUOUS_COLUMNS``)."""
 
     def summary(self) -> dict[str, object]:
         """Counts only (safe for logs and XCom). ``users_by_role`` counts what apply will write;
@@ -89,6 +94,27 @@ def held_records(quarantined: pd.DataFrame | None) -> tuple[frozenset[tuple[str,
     pairs = frozenset(zip(people["entity"].map(QUARANTINE_KINDS), people["mis_id"], strict=True))
     groups = frozenset(quarantined.loc[quarantined["entity"] == "groups", "mis_id"])
     return pairs, groups
+
+
+def held_membership_pairs(quarantined: pd.DataFrame | None) -> frozenset[tuple[str, str]]:
+    """(group MIS id, person MIS id) of memberships quarantined for their own fault (an unknown role
+    code, say): what the directory has for that pair stays as it is until the MIS is fixed."""
+    if quarantined is None or quarantined.empty:
+        return frozenset()
+    own = quarantined[(quarantined["entity"] == "memberships") & (quarantined["cause"] == "error")]
+    keys = (str(key).rsplit("/", 2) for key in own["mis_id"])  # group/person/role; group ids may hold "/"
+    return frozenset((parts[0], parts[1]) for parts in keys if len(parts) == 3)
+
+
+def keep_held_memberships(memberships: pd.DataFrame, held: frozenset[tuple[str, str]]) -> pd.DataFrame:
+    """The membership plan without removals of held (quarantined) membership pairs."""
+    if not held or memberships.empty:
+        return memberships
+    pairs = pd.Series(
+        list(zip(memberships["group_mis_id"], memberships["person_mis_id"], strict=True)),
+        index=memberships.index,
+    )
+    return memberships[~((memberships["action"] == "remove") & pairs.isin(held))].reset_index(drop=True)
 
 
 def plan_groups(
@@ -192,6 +218,7 @@ def make_plan(
     as_of = as_of_day(extract)
     wanted_users = desired_users(extract, config)
     held_people, held_groups = held_records(quarantined)
+    continuity = None
     if config.mode == "link":
         if links is None:
             raise ValueError("Link mode needs the matching run's links")
@@ -199,6 +226,12 @@ def make_plan(
         wanted_users = wanted_users.merge(links[USER_KEY].astype("string"), on=USER_KEY, how="inner")
     else:
         users = plan_users(wanted_users, state, config, as_of, held_people)
+        continuity = continue_identities(
+            users, extract, wanted_users, state, config, held_people=held_people, approve=approve_suspensions
+        )
+        users, state = continuity.users, continuity.state
+        held_people = held_people | continuity.held_people
+        wanted_users = wanted_users[~_keys_in(wanted_users, continuity.without_account)]
     held_reason = None
     if not approve_suspensions and len(users):
         active = state.users[state.users["status"] == "active"]
@@ -207,14 +240,27 @@ def make_plan(
             users.loc[users["action"].isin(brake.DESTRUCTIVE), "held"] = True
             held_reason = decision.message
     notes = parent_notes(extract, as_of) if config.accounts.invite_parents else {}
+    if continuity is not None:
+        held_reason = " ".join(r for r in (held_reason, continuity.held_reason) if r) or None
+        notes = {**notes, **continuity.notes}
     return Plan(
         users=users,
         groups=plan_groups(extract, state, held_groups),
-        memberships=plan_memberships(
-            desired_memberships(extract, wanted_users), state, held_people, held_groups
+        memberships=keep_held_memberships(
+            plan_memberships(desired_memberships(extract, wanted_users), state, held_people, held_groups),
+            held_membership_pairs(quarantined),
         ),
         base_revision=state.revision,
         snapshot_at=extract.snapshot_at,
         held_reason=held_reason,
         notes=notes,
+        identities=None if continuity is None else continuity.fingerprints,
+        identity_pending=None if continuity is None else continuity.ambiguous,
     )
+
+
+def _keys_in(frame: pd.DataFrame, pairs: frozenset[tuple[str, str]]) -> pd.Series:
+    if not pairs:
+        return pd.Series(False, index=frame.index)
+    keys = pd.Series(list(zip(frame["person_kind"], frame["mis_id"], strict=True)), index=frame.index)
+    return keys.isin(pairs)

@@ -246,3 +246,24 @@ def test_a_school_with_a_yaml_and_a_yml_file_is_refused_naming_both(
     assert str(tmp_path / "twin.yaml") in error and str(tmp_path / "twin.yml") in error
     assert main(["check-config"]) == 1
     assert "two files for the same establishment" in capsys.readouterr().out
+
+
+def test_identity_decisions_are_recorded_and_reported(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from mis_sync.directory.db import make_engine
+    from mis_sync.identity.store import load_identity_decisions
+
+    url = f"sqlite:///{tmp_path / 'directory.db'}"
+    base = ["--directory-url", url]
+    assert main(["identity-report", "demo-academy", *base]) == 0
+    assert "no identity pairs wait" in capsys.readouterr().out
+    pair = ["--person-kind", "pupil", "--old-mis-id", "P1", "--new-mis-id", "NEW1", "--actor", "it.admin"]
+    assert main(["identity", "decide", "demo-academy", "same", *pair, *base]) == 0
+    assert main(["identity", "decide", "demo-academy", "clear", *pair, *base]) == 0
+    assert main(["identity", "decide", "demo-academy", "same", "--person-kind", "pupil", "--old-mis-id",
+                 "P1", "--new-mis-id", "", *base]) == 2  # fmt: skip
+    with make_engine(url).connect() as connection:
+        decisions = load_identity_decisions(connection, "demo-academy")
+    assert list(decisions["decision"]) == ["same", "clear"]
+    assert set(decisions["new_mis_id"]) == {"NEW1"} and isinstance(decisions, pd.DataFrame)

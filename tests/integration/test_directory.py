@@ -88,7 +88,10 @@ def test_usernames_are_never_reissued(engine) -> None:  # type: ignore[no-untype
     pupils = extract.tables["pupils"]
     leaver_gone = with_table(extract, "pupils", pupils[pupils["mis_id"] != "P2"])
     sync(engine, config, leaver_gone, "run-2")
-    newcomer = pupils[pupils["mis_id"] == "P2"].assign(mis_id="P99")
+    # a different person with the same names (other UPN and date of birth: not a re-keyed P2)
+    newcomer = pupils[pupils["mis_id"] == "P2"].assign(
+        mis_id="P99", upn=pd.NA, former_upn=pd.NA, date_of_birth=pd.Timestamp("2014-03-03")
+    )
     arrived = with_table(leaver_gone, "pupils", pd.concat([pupils[pupils["mis_id"] != "P2"], newcomer]))
     sync(engine, config, arrived, "run-3")
     users = {row[2]: row[3] for row in dump(engine)["users"]}
@@ -154,6 +157,8 @@ def test_interrupted_apply_then_rerun_equals_uninterrupted(
             for table in (
                 "directory_memberships",
                 "directory_audit_log",
+                "directory_user_identities",
+                "directory_identity_pending",
                 "directory_users",
                 "directory_groups",
                 "directory_sync_state",

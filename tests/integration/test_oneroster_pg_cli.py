@@ -173,7 +173,7 @@ def test_openapi_document_lists_the_spec_paths_read_only() -> None:
     assert "/oauth/token" in document["paths"]
 
 
-def test_migration_0014_goes_down_and_up(sqlite_url: str) -> None:
+def test_oneroster_migration_goes_down_and_up(sqlite_url: str) -> None:
     from alembic import command
     from sqlalchemy import inspect
 
@@ -191,7 +191,7 @@ def test_migration_0014_goes_down_and_up(sqlite_url: str) -> None:
     config = alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.downgrade(config, "0007")
+        command.downgrade(config, "0008")  # the revision before 0009_oneroster
     assert shape() == (False, False)
     migrate(engine)
     assert shape() == (True, True)

@@ -53,8 +53,8 @@ def test_coerce_adds_missing_columns_and_drops_unknown_ones() -> None:
 def test_coerce_column_order_follows_the_entity() -> None:
     frame = pd.DataFrame({"role": ["pupil"], "person_id": ["P1"], "group_id": ["G1"]})
     out = ENTITIES["memberships"].coerce(frame)
-    assert list(out.columns) == ["group_id", "person_id", "role"]
-    assert out.iloc[0].tolist() == ["G1", "P1", "pupil"]
+    assert list(out.columns) == ["group_id", "person_id", "role", "unreadable_fields"]
+    assert out.iloc[0].tolist()[:3] == ["G1", "P1", "pupil"]
 
 
 @pytest.mark.parametrize("name", list(ENTITIES))
@@ -153,7 +153,7 @@ def test_int32_limits() -> None:
 @pytest.mark.parametrize("raw", ["2147483648", "9999999999", "-9999999999", "1e300", "inf"])
 def test_ints_outside_int32_are_errors_not_wrapped(raw: str) -> None:
     with pytest.raises(CoercionError) as info:
-        RELATIONSHIPS.coerce(relationships(priority=["1", raw]))
+        RELATIONSHIPS.coerce(relationships(priority=["1", raw]), strict=True)
     assert info.value.rows == [1]
 
 
@@ -165,7 +165,7 @@ def test_index_is_reset() -> None:
 def test_bad_date_error_names_entity_column_and_rows_not_the_value() -> None:
     frame = pupils(date_of_birth=["2013-10-02", SECRET, "2013-02-30"], mis_id=["P1", "P2", "P3"])
     with pytest.raises(CoercionError) as info:
-        PUPILS.coerce(frame)
+        PUPILS.coerce(frame, strict=True)
     exc = info.value
     assert str(exc) == (
         "pupils.date_of_birth: 2 value(s) are not valid dates (data rows 1, 2, counting from 0)"
@@ -178,7 +178,7 @@ def test_bad_date_error_names_entity_column_and_rows_not_the_value() -> None:
 
 def test_bad_boolean_error() -> None:
     with pytest.raises(CoercionError) as info:
-        RELATIONSHIPS.coerce(relationships(parental_responsibility=["true", SECRET, "maybe"]))
+        RELATIONSHIPS.coerce(relationships(parental_responsibility=["true", SECRET, "maybe"]), strict=True)
     assert str(info.value) == (
         "relationships.parental_responsibility: 2 value(s) are not valid booleans "
         "(data rows 1, 2, counting from 0)"
@@ -189,7 +189,7 @@ def test_bad_boolean_error() -> None:
 @pytest.mark.parametrize("bad", [SECRET, "1.5", "nan", "one"])
 def test_bad_int_error(bad: str) -> None:
     with pytest.raises(CoercionError) as info:
-        RELATIONSHIPS.coerce(relationships(priority=["1", bad]))
+        RELATIONSHIPS.coerce(relationships(priority=["1", bad]), strict=True)
     assert str(info.value) == (
         "relationships.priority: 1 value(s) are not valid ints (data rows 1, counting from 0)"
     )
@@ -198,7 +198,7 @@ def test_bad_int_error(bad: str) -> None:
 
 def test_many_bad_rows_show_five_and_count_the_rest() -> None:
     with pytest.raises(CoercionError) as info:
-        RELATIONSHIPS.coerce(relationships(priority=[SECRET] * 8))
+        RELATIONSHIPS.coerce(relationships(priority=[SECRET] * 8), strict=True)
     assert info.value.rows == [0, 1, 2, 3, 4]
     assert info.value.count == 8
     assert str(info.value) == (
@@ -210,7 +210,7 @@ def test_many_bad_rows_show_five_and_count_the_rest() -> None:
 def test_rows_are_positions_not_index_labels() -> None:
     frame = relationships(priority=["1", SECRET]).set_axis([100, 200])
     with pytest.raises(CoercionError) as info:
-        RELATIONSHIPS.coerce(frame)
+        RELATIONSHIPS.coerce(frame, strict=True)
     assert info.value.rows == [1]
 
 
@@ -248,3 +248,17 @@ def test_counts() -> None:
     extract = Extract(tables, pd.Timestamp("2026-11-27", tz="UTC"), "x")
     assert extract.counts()["pupils"] == 3
     assert extract.counts()["staff"] == 0
+
+
+def test_unreadable_values_mark_the_record_instead_of_stopping() -> None:
+    """A value that is not of its type drops out and names its field; the other rows are untouched."""
+    frame = pupils(date_of_birth=["2013-10-02", SECRET, "2013-02-30"], mis_id=["P1", "P2", "P3"])
+    out = PUPILS.coerce(frame)
+    assert out["unreadable_fields"].tolist()[1:] == ["date_of_birth", "date_of_birth"]
+    assert pd.isna(out["unreadable_fields"].iloc[0])
+    assert out["date_of_birth"].isna().tolist() == [False, True, True]
+    assert SECRET not in out.to_csv(), "the unreadable value itself is not kept"
+    again = PUPILS.coerce(out)
+    assert again["unreadable_fields"].tolist() == out["unreadable_fields"].tolist(), "kept when re-coerced"
+    bad_int = RELATIONSHIPS.coerce(relationships(priority=["1", "one"]))
+    assert bad_int["unreadable_fields"].tolist()[1] == "priority"

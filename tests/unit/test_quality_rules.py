@@ -16,8 +16,9 @@ from mis_sync.config import SafetyLimits
 from mis_sync.errors import ValidationStop
 from mis_sync.identifiers import UPN_ALPHABET, VALID_LA_CODES, make_upn
 from mis_sync.model import ENTITIES, Extract
-from mis_sync.quality.breakers import check_codes, check_error_rate, check_schema
+from mis_sync.quality.breakers import check_error_rate, check_schema
 from mis_sync.quality.quarantine import quarantine
+from mis_sync.quality.record_faults import record_faults
 from mis_sync.quality.report import render_html
 from mis_sync.quality.rules import (
     derive_checks,
@@ -403,14 +404,40 @@ def test_schema_drift_names_table_and_column() -> None:
     check_schema(small(relationships=[]))  # an empty table is not drift
 
 
-def test_structure_stops_except_for_mis_ids() -> None:
-    check_codes(small())  # P6 without an MIS id is quarantined, not a stop
+def test_record_faults_name_record_and_field_never_the_value() -> None:
+    assert record_faults(small()).empty  # P6 without an MIS id is the GE rule mis_id_missing, not here
     extract = small(staff=[{"mis_id": "S1", "enrolment_status": "current"}, {"mis_id": "S2"}])
-    with pytest.raises(ValidationStop) as stop:
-        check_codes(extract)
-    assert "staff.enrolment_status: 1 row(s) without a value" in str(stop.value)
-    assert "staff.enrolment_status: 1 row(s) with an unknown code" in str(stop.value)
-    assert "current" not in str(stop.value)
+    found = record_faults(extract)
+    assert set(zip(found["field"], found["rule"], found["row"], strict=True)) == {
+        ("enrolment_status", "code_unknown", 0),
+        ("enrolment_status", "required_value_missing", 1),
+    }
+    assert set(found["severity"]) == {"error"} and set(found["entity"]) == {"staff"}
+    assert "current" not in found.to_csv(), "the code itself is not echoed"
+
+
+def test_unreadable_values_are_record_faults_one_finding_per_field() -> None:
+    pupils = ENTITIES["pupils"].coerce(
+        pd.DataFrame(
+            {
+                "mis_id": ["P1", "P2", "P3"],
+                "date_of_birth": ["2013-01-02", "31/02/2013", "not known"],
+                "admission_date": ["2024-09-01", "2024-09-01", "someday"],
+                "enrolment_status": ["on_roll"] * 3,
+            }
+        )
+    )
+    assert pupils["unreadable_fields"].tolist()[1:] == ["date_of_birth", "date_of_birth,admission_date"]
+    assert pupils["date_of_birth"].isna().tolist() == [False, True, True], "the unreadable value is dropped"
+    extract = small()
+    extract = Extract({**extract.tables, "pupils": pupils}, extract.snapshot_at, extract.source)
+    found = record_faults(extract)
+    found = found[found["rule"] == "value_unreadable"]
+    assert sorted(zip(found["row"], found["field"], strict=True)) == [
+        (1, "date_of_birth"),
+        (2, "admission_date"),
+        (2, "date_of_birth"),
+    ]
 
 
 def _errors(entity: str, rows: list[int]) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""Validation stop rules (empty, short, missing values, unknown codes) through the data-quality stage.
+"""Validation stop rules (empty, short) and record faults (missing values, unknown codes: quarantined)
+through the data-quality stage.
 
 Fault-by-fault quarantine is tested in tests/integration/test_quality.py."""
 
@@ -163,6 +164,13 @@ def test_custom_fraction(tiny: Extract) -> None:
         validate(tiny, {"pupils_on_roll": 9, "staff_current": 3}, limits)
 
 
+def quarantined(extract: Extract) -> set[tuple[str, str, str, str]]:
+    """(entity, record key, field, rule) of every error finding; the run goes on."""
+    result = validate(extract, {}, LIMITS)
+    errors = result.findings[result.findings["severity"] == "error"]
+    return set(zip(errors["entity"], errors["mis_id"], errors["field"], errors["rule"], strict=True))
+
+
 @pytest.mark.parametrize(
     ("entity", "column"),
     [
@@ -171,11 +179,11 @@ def test_custom_fraction(tiny: Extract) -> None:
         ("memberships", "role"),
     ],
 )
-def test_missing_required_value(tiny: Extract, entity: str, column: str) -> None:
+def test_missing_required_value_quarantines_the_record(tiny: Extract, entity: str, column: str) -> None:
     frame = tiny.tables[entity].copy()
     frame.loc[2, column] = pd.NA
-    message = stop_message(replace(tiny, entity, frame))
-    assert f"{entity}.{column}: 1 row(s) without a value" in message
+    key = "/".join(str(frame.loc[2, k]) for k in ENTITIES[entity].key).replace("<NA>", "")
+    assert (entity, key, column, "required_value_missing") in quarantined(replace(tiny, entity, frame))
 
 
 @pytest.mark.parametrize(
@@ -183,42 +191,46 @@ def test_missing_required_value(tiny: Extract, entity: str, column: str) -> None
     [
         ("staff", "enrolment_status", "Current"),
         ("groups", "kind", "house"),
-        ("memberships", "role", "parent"),
+        ("memberships", "role", "stoodent"),
     ],
 )
-def test_other_unknown_codes(tiny: Extract, entity: str, column: str, code: str) -> None:
+def test_unknown_codes_quarantine_the_record_not_the_school(
+    tiny: Extract, entity: str, column: str, code: str
+) -> None:
     frame = tiny.tables[entity].copy()
     frame.loc[0, column] = code
-    message = stop_message(replace(tiny, entity, frame))
-    assert f"{entity}.{column}: 1 row(s) with an unknown code" in message
-    assert code not in message.split("expected")[0], "codes are not echoed (they may be personal data)"
+    result = validate(replace(tiny, entity, frame), {}, LIMITS)
+    errors = result.findings[result.findings["rule"] == "code_unknown"]
+    assert errors[["entity", "field", "row"]].values.tolist() == [[entity, column, 0]]
+    echoed = result.findings[["field", "rule", "hint"]].to_csv()
+    assert code not in echoed, "a finding names the field, not the value (a membership's key has its role)"
+    assert len(result.clean_extract.tables[entity]) < len(tiny.tables[entity]), "the record is held back"
+    assert len(result.clean_extract.tables["pupils"]) >= 5, "the rest of the school goes on"
 
 
 @pytest.mark.parametrize("year", ["2026-27", "2026/2027", "26/27", "2026"])
-def test_bad_academic_year(tiny: Extract, year: str) -> None:
+def test_bad_academic_year_quarantines_the_group(tiny: Extract, year: str) -> None:
     groups = tiny.tables["groups"].copy()
     groups.loc[3, "academic_year"] = year
-    message = stop_message(replace(tiny, "groups", groups))
-    assert message == "extract failed structural checks: groups.academic_year: 1 value(s) not like 2025/26"
+    found = quarantined(replace(tiny, "groups", groups))
+    assert found == {("groups", groups.loc[3, "mis_id"], "academic_year", "academic_year_format")}
 
 
-def test_all_structural_problems_reported_together(tiny: Extract) -> None:
+def test_all_record_faults_reported_together(tiny: Extract) -> None:
     pupils = tiny.tables["pupils"].copy()
     pupils.loc[1, "mis_id"] = "P1"
     pupils.loc[0, "enrolment_status"] = "suspended"
     extract = replace(tiny, "pupils", pupils)
     groups = tiny.tables["groups"].copy()
     groups.loc[0, "academic_year"] = "2026"
-    message = stop_message(replace(extract, "groups", groups))
-    assert message.count(" | ") == 1  # a duplicate id is quarantined, not a stop
-    assert "pupils.enrolment_status: 1 row(s) with an unknown code" in message
-    assert "groups.academic_year" in message
+    rules = {rule for *_, rule in quarantined(replace(extract, "groups", groups))}
+    assert {"mis_id_duplicate", "code_unknown", "academic_year_format"} <= rules
 
 
-def test_structure_is_checked_before_volume(tiny: Extract) -> None:
+def test_all_records_with_unknown_status_is_still_a_stop(tiny: Extract) -> None:
     pupils = tiny.tables["pupils"].copy()
     pupils["enrolment_status"] = "gone"
-    assert stop_message(replace(tiny, "pupils", pupils)).startswith("extract failed structural checks")
+    assert stop_message(replace(tiny, "pupils", pupils)).startswith("empty extract: pupils_on_roll is 0")
 
 
 # --- quarantine ------------------------------------------------------------------------------------------

@@ -233,9 +233,8 @@ class Reshape:
             "groups": pd.concat(self.groups, ignore_index=True),
             "memberships": pd.concat(self.members, ignore_index=True).drop_duplicates(),
         }
-        for entity, id_field in (("pupils", key), ("staff", f("staff", "id"))):
-            describe = self.describe(entity, raw[entity], id_field)
-            check_types(raw[entity], entity, m.entities[entity].columns, self.where, describe)
+        for entity in ("pupils", "staff"):
+            check_types(raw[entity], entity, m.entities[entity].columns)
         paths = {k: f"{self.where} ({self.root.tag}/{e.path})" for k, e in self.spec.elements.items()}
         where = {"pupils": paths["pupils"], "staff": paths["staff"], "groups": self.where}
         where["memberships"] = self.where
@@ -261,9 +260,8 @@ class Reshape:
         is_default = frame[pr].fillna("").str.strip().str.lower() == "default"
         resolved = frame[relation].fillna("").str.strip().str.lower().map(default_pr).astype("string")
         frame[pr] = frame[pr].where(~is_default, resolved)
-        describe = self.describe("contacts", frame, cid)
         for entity in ("contacts", "relationships"):
-            check_types(frame, entity, self.spec.mapping.entities[entity].columns, self.where, describe)
+            check_types(frame, entity, self.spec.mapping.entities[entity].columns)
         raw_pupil = frame[f("contacts", "pupil_id")].fillna("").str.strip()
         resolved_pupil = raw_pupil.map(pupil_ref).astype("string").fillna(raw_pupil)
         links = frame.assign(pupil_id=resolved_pupil)[raw_pupil != ""]

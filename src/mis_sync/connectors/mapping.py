@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mis_sync.connectors.base import ExtractError
-from mis_sync.model import ENTITIES, CoercionError
+from mis_sync.model import ENTITIES
 from mis_sync.paths import mis_schemas_dir
 
 
@@ -117,7 +117,9 @@ def apply_mapping(
 
     ``where`` names each entity's origin (a file or endpoint) for error messages. A missing source
     column that maps to a required canonical column is schema drift: the extract stops, naming the
-    file and the column.
+    file and the column. A value that cannot be read (a date that is not a date) is a fault of its
+    record only: ``Entity.coerce`` drops the value and names the field in ``unreadable_fields``, and
+    data quality quarantines that record (the school's other records still sync).
     """
     tables: dict[str, pd.DataFrame] = {}
     for name, entity in ENTITIES.items():
@@ -142,13 +144,5 @@ def apply_mapping(
                     renamed[code_column] = normalise_year_group(series, table)
                 else:
                     renamed[code_column] = normalise_codes(series, table)
-        try:
-            tables[name] = entity.coerce(renamed)
-        except CoercionError as exc:
-            source_column = mapping.source_column(name, exc.column)
-            shown = ", ".join(str(r + 2) for r in exc.rows)
-            raise ExtractError(
-                f"{where[name]}: column {source_column}: {exc.count} value(s) are not valid "
-                f"(line {shown}{'…' if exc.count > len(exc.rows) else ''})"
-            ) from None
+        tables[name] = entity.coerce(renamed)  # unreadable values: record faults, quarantined later
     return tables

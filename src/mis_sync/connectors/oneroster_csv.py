@@ -122,12 +122,8 @@ class OneRosterCsvConnector(CsvFolderConnector):
         # Enrollments → memberships; a pupil's homeroom is their registration group.
         enrollments = f["enrollments"].copy()
         role = code_lookup(enrollments[c("enrollments", "role")], codes["member_role"])
-        if role.isna().any():
-            column = c("enrollments", "role")
-            raise ExtractError(
-                f"{name['enrollments']}: column {column}: unknown role (line {file_lines(role.isna())})"
-            )
-        enrollments["role"] = role
+        # an unknown role is kept as given: data quality quarantines that membership (code_unknown)
+        enrollments["role"] = role.fillna(enrollments[c("enrollments", "role")])
         homerooms = set(classes.loc[classes["kind"] == "registration", c("classes", "id")])
         in_homeroom = enrollments[
             (enrollments["role"] == "pupil") & enrollments[c("enrollments", "class")].isin(homerooms)

@@ -164,10 +164,10 @@ class OneRosterRestConnector(HttpApiConnector, DeltaConnector):
         homerooms = set(classes.loc[(class_kind == "registration").to_numpy(dtype=bool), "sourcedId"])
         homerooms |= homeroom_classes or set()
         enrol = records_frame(raw["enrollments"], ["sourcedId", "user.sourcedId", "class.sourcedId", "role"])
-        enrol["_role"] = code_lookup(enrol["role"].astype("string"), codes["member_role"])
-        if enrol["_role"].isna().any():
-            bad = enrol.loc[enrol["_role"].isna().to_numpy(dtype=bool), "sourcedId"].iloc[0]
-            raise ExtractError(f"OneRoster enrollments: record {bad}: role is not a OneRoster 1.1 role")
+        # an unknown enrollment role is kept as given: data quality quarantines that membership
+        enrol["_role"] = code_lookup(enrol["role"].astype("string"), codes["member_role"]).fillna(
+            enrol["role"].astype("string")
+        )
         in_homeroom = enrol[(enrol["_role"] == "pupil") & enrol["class.sourcedId"].isin(homerooms)]
         homeroom = dict(zip(in_homeroom["user.sourcedId"], in_homeroom["class.sourcedId"], strict=True))
 

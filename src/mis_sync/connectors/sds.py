@@ -129,19 +129,16 @@ def file_lines(mask: pd.Series) -> str:
 def parse_dates(values: pd.Series, file_name: str, column: str) -> pd.Series:
     """ISO ``YYYY-MM-DD`` (time part ignored) or Microsoft's sample ``M/D/YYYY`` → ISO text.
 
-    Blank stays blank; anything else stops the extract naming file, column and lines (never values).
+    Blank stays blank; anything else is kept as given, so ``Entity.coerce`` marks it unreadable and
+    data quality quarantines that record alone (``value_unreadable``) instead of the whole school
+    stopping. ``file_name`` and ``column`` are kept for callers' symmetry with the other parsers.
     """
+    del file_name, column
     text = values.astype("string").str.strip().fillna("")
     iso = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
     us = pd.to_datetime(text, format="%m/%d/%Y", errors="coerce")
     parsed = iso.fillna(us)
-    bad = parsed.isna() & (text != "")
-    if bad.any():
-        lines = file_lines(bad)
-        raise ExtractError(
-            f"{file_name}: column {column}: {int(bad.sum())} value(s) are not dates (line {lines})"
-        )
-    return parsed.dt.strftime("%Y-%m-%d").fillna("")
+    return parsed.dt.strftime("%Y-%m-%d").astype("string").fillna(text)
 
 
 def code_lookup(values: pd.Series, table: dict[str, str]) -> pd.Series:
@@ -384,12 +381,8 @@ class SdsV21Connector(CsvFolderConnector):
 
         enrollments = files["enrollments"].copy()  # type: ignore[union-attr]
         member_role = code_lookup(enrollments[c("enrollments", "role")], codes["member_role"])
-        if member_role.isna().any():
-            lines = file_lines(member_role.isna())
-            raise ExtractError(
-                f"{name['enrollments']}: column {c('enrollments', 'role')}: unknown role (line {lines})"
-            )
-        enrollments["role"] = member_role
+        # an unknown role is kept as given: data quality quarantines that membership (code_unknown)
+        enrollments["role"] = member_role.fillna(enrollments[c("enrollments", "role")])
 
         raw = {
             "pupils": pupils,

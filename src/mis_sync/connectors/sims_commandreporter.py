@@ -116,14 +116,10 @@ class SimsCommandReporterConnector(Connector):
         groups_raw = frames["groups"]
         assert groups_raw is not None
         group_id, group_type = c("groups", "id"), c("groups", "type")
+        # an unknown group type or member role is kept as given: data quality quarantines that record
+        # (code_unknown, naming the record and field) instead of the whole school stopping here
         kinds = code_lookup(groups_raw[group_type], codes["kind"])
-        if kinds.isna().any():
-            row = int(kinds.isna().to_numpy().nonzero()[0][0])
-            raise ExtractError(
-                f"{name['groups']}: {describe(groups_raw, group_id)(row)}: field {group_type}: "
-                "unknown group type (add it to codes.kind in the mapping)"
-            )
-        groups_raw = groups_raw.assign(**{group_type: kinds})
+        groups_raw = groups_raw.assign(**{group_type: kinds.fillna(groups_raw[group_type])})
         groups = groups_raw.drop_duplicates(group_id).reset_index(drop=True)
         year_field = c("groups", "academic_year")
         groups[year_field] = normalise_academic_year(
@@ -135,21 +131,15 @@ class SimsCommandReporterConnector(Connector):
         memberships = groups_raw[has_member].copy()
         require_values(memberships, member_role, name["groups"], describe(memberships, group_id))
         roles = code_lookup(memberships[member_role], codes["role"])
-        if roles.isna().any():
-            row = int(roles.isna().to_numpy().nonzero()[0][0])
-            raise ExtractError(
-                f"{name['groups']}: {describe(memberships, group_id)(row)}: field {member_role}: "
-                "unknown member role (add it to codes.role in the mapping)"
-            )
-        memberships[member_role] = roles
+        memberships[member_role] = roles.fillna(memberships[member_role])
 
         pupils, staff = frames["students"], frames["staff"]
         assert pupils is not None and staff is not None
-        for frame, key, entity in ((pupils, "students", "pupils"), (staff, "staff", "staff")):
+        for frame, entity in ((pupils, "pupils"), (staff, "staff")):
             status = m.source_column(entity, "enrolment_status")
             if frame[status].isna().all():  # a plain "current" report has no Status field
                 frame[status] = next(k for k, v in codes["enrolment_status"].items() if v == "on_roll")
-            check_types(frame, entity, m.entities[entity].columns, name[key], describe(frame, c(key, "id")))
+            check_types(frame, entity, m.entities[entity].columns)
         registration = groups[groups[group_type] == "registration"]
         group_name = m.source_column("groups", "name")
         by_name = dict(zip(registration[group_name], registration[group_id], strict=True))
@@ -167,10 +157,7 @@ class SimsCommandReporterConnector(Connector):
         if contacts_raw is not None:
             contact_id, pupil = c("contacts", "id"), c("contacts", "pupil")
             for entity in ("contacts", "relationships"):
-                check_types(
-                    contacts_raw, entity, m.entities[entity].columns, name["contacts"],
-                    describe(contacts_raw, contact_id),
-                )  # fmt: skip
+                check_types(contacts_raw, entity, m.entities[entity].columns)
             raw["contacts"] = contacts_raw.drop_duplicates(contact_id).reset_index(drop=True)
             linked = contacts_raw[pupil].fillna("").str.strip() != ""
             raw["relationships"] = contacts_raw[linked].drop_duplicates([contact_id, pupil])

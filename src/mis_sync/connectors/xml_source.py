@@ -22,7 +22,7 @@ from xml.parsers import expat
 import pandas as pd
 
 from mis_sync.errors import ExtractError
-from mis_sync.model import ENTITIES, CoercionError
+from mis_sync.model import ENTITIES
 
 __all__ = [
     "check_types",
@@ -178,34 +178,15 @@ def normalise_academic_year(values: pd.Series, default: str) -> pd.Series:
     return canonical.fillna(given).fillna(default).astype("string")
 
 
-def check_types(
-    frame: pd.DataFrame,
-    entity: str,
-    columns: Mapping[str, str],
-    where: str,
-    describe: Callable[[int], str],
-) -> None:
-    """Check the typed (date, boolean, int) source fields before mapping, so an error names the record.
+def check_types(frame: pd.DataFrame, entity: str, columns: Mapping[str, str]) -> None:
+    """Rewrite the date fields of ``frame`` that arrive in UK form (``DD/MM/YYYY``) to ISO, in place.
 
-    ``columns`` maps source field → canonical column (the YAML's ``entities.<entity>.columns``).
-    Date fields in UK form are rewritten to ISO in ``frame`` (in place).
+    ``columns`` maps source field → canonical column (the YAML's ``entities.<entity>.columns``). A value
+    that is still not a date (or a boolean or number that is not one) does not stop the extract: it is
+    that record's fault, marked by ``Entity.coerce`` in ``unreadable_fields`` and quarantined by data
+    quality with a finding naming the record and field.
     """
     types = {c.name: c.type for c in ENTITIES[entity].columns}
-    typed = {
-        source: canonical
-        for source, canonical in columns.items()
-        if source in frame.columns and types.get(canonical, "string") != "string"
-    }
-    if not typed:
-        return
-    for source, canonical in typed.items():
-        if types[canonical] == "date":
+    for source, canonical in columns.items():
+        if source in frame.columns and types.get(canonical) == "date":
             frame[source] = iso_dates(frame[source])
-    try:
-        ENTITIES[entity].coerce(frame[list(typed)].rename(columns=typed))
-    except CoercionError as exc:
-        source = next(s for s, c in typed.items() if c == exc.column)
-        more = f" ({exc.count} records in all)" if exc.count > 1 else ""
-        raise ExtractError(
-            f"{where}: {describe(exc.rows[0])}: field {source}: not a valid {types[exc.column]}{more}"
-        ) from None

@@ -25,6 +25,7 @@ from mis_sync.directory.credentials import Credential, store_initial_passwords
 from mis_sync.directory.schema import AuditEntry, Group, Membership, SyncState, User
 from mis_sync.directory.state import _utc, query_frame, user_ids
 from mis_sync.errors import StalePlanError
+from mis_sync.identity.store import apply_identity
 from mis_sync.passwords import PasswordPolicies, generate_passwords
 from mis_sync.plan import GROUP_FIELDS, USER_FIELDS, Plan, older_snapshot_reason
 
@@ -117,6 +118,16 @@ def apply_plan(
             )
         writes = _apply_groups(connection, establishment_id, plan, run_id, now)
         writes += _apply_users(connection, establishment_id, plan, run_id, now)
+        writes += apply_identity(  # re-keys before memberships, which find people by their MIS id
+            connection,
+            establishment_id,
+            plan.users[~plan.users["held"].astype(bool)],
+            USER_FIELDS,
+            plan.identities,
+            plan.identity_pending,
+            run_id,
+            now,
+        )
         writes += _apply_memberships(connection, establishment_id, plan, run_id, now)
         _apply_credentials(connection, establishment_id, plan, run_id, now, passwords)
 

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, select
 from mis_sync.directory.identity_store import reserved_usernames
 from mis_sync.directory.schema import Group, Membership, SyncState, User
 from mis_sync.directory_state import GROUP_FIELDS, USER_FIELDS, DirectoryState
+from mis_sync.identity.store import load_identities, load_identity_decisions
 
 NOT_TEXT = frozenset({"id", "user_id", "group_id", "suspended_at"})
 
@@ -72,6 +73,8 @@ def load_state_in(connection: Connection, establishment_id: str) -> DirectorySta
         revision=state_row.revision if state_row else 0,
         last_snapshot_at=last_snapshot,
         all_usernames=set(users["username"].dropna()) | reserved_usernames(connection, establishment_id),
+        identities=load_identities(connection, establishment_id),
+        identity_decisions=load_identity_decisions(connection, establishment_id),
     )
 
 

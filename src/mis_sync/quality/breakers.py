@@ -5,10 +5,8 @@ only (never a value from the data), so it is safe in the task log and the Airflo
 
 - **schema drift** (``check_schema``): a required column missing from a table, or empty in every row
   of a table that has rows;
-- **structure** (``check_codes``): a required value missing (other than an MIS id, which is a
-  quarantine error), an unknown code (enrolment status, group kind, membership role), an academic
-  year not written like ``2025/26`` — as ``validate.check_structure`` did, minus duplicate and missing
-  MIS ids, which are now quarantined record by record;
+- (a required value missing in one row, an unknown code, an academic year not like ``2025/26``, a value
+  that cannot be read are faults of that record, not stops: ``record_faults`` quarantines the record;)
 - **empty or short extract** (``check_volume``): no on-roll pupils or staff, or fewer than
   ``SafetyLimits.min_extract_fraction`` of the last successful run's (``validate.check_volume``);
 - **junk references** (``check_junk_references``): more than half of the memberships or relationships
@@ -27,8 +25,7 @@ import pandas as pd
 
 from mis_sync.config import SafetyLimits
 from mis_sync.errors import ValidationStop
-from mis_sync.model import ACADEMIC_YEAR_PATTERN, ENTITIES, Extract
-from mis_sync.validate import ALLOWED_CODES
+from mis_sync.model import ENTITIES, Extract
 from mis_sync.validate import check_volume as _check_volume
 
 
@@ -67,33 +64,6 @@ def check_schema(extract: Extract) -> None:
             "schema drift: " + " | ".join(problems) + "; the MIS export's columns changed: fix the export "
             "report or the field mapping before re-running"
         )
-
-
-def check_codes(extract: Extract) -> None:
-    """Stop on missing required values (MIS ids excepted), unknown codes and malformed academic years."""
-    problems = []
-    for name, entity in ENTITIES.items():
-        frame = extract.tables[name]
-        for column in entity.required_columns:
-            if column == QUARANTINED_KEY:
-                continue
-            missing = frame[column].isna()
-            if missing.any():
-                problems.append(f"{name}.{column}: {int(missing.sum())} row(s) without a value")
-    for (name, column), allowed in ALLOWED_CODES.items():
-        values = extract.tables[name][column]
-        unknown = values.notna() & ~values.isin(allowed)
-        if unknown.any():
-            problems.append(
-                f"{name}.{column}: {int(unknown.sum())} row(s) with an unknown code; "
-                f"expected one of {sorted(allowed)}"
-            )
-    years = extract.tables["groups"]["academic_year"]
-    bad_years = years.notna() & ~years.astype("string").str.fullmatch(ACADEMIC_YEAR_PATTERN).fillna(False)
-    if bad_years.any():
-        problems.append(f"groups.academic_year: {int(bad_years.sum())} value(s) not like 2025/26")
-    if problems:
-        raise ValidationStop("extract failed structural checks: " + " | ".join(problems))
 
 
 def check_volume(counts: dict[str, int], last_counts: dict[str, int], limits: SafetyLimits) -> None:

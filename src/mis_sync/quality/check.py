@@ -2,9 +2,10 @@
 
 Steps, in order (each breaker raises ``ValidationStop`` with counts only):
 
-1. schema drift (``breakers.check_schema``) and structure (``breakers.check_codes``);
+1. schema drift (``breakers.check_schema``);
 2. empty / short extract against ``last_counts`` (``breakers.check_volume``);
-3. rules: derived check columns (``rules``) validated by the GE suites (``runner``), giving findings
+3. rules: derived check columns (``rules``) validated by the GE suites (``runner``), plus record faults
+   (``record_faults``: unreadable values, unknown codes, missing required values), giving findings
    (entity, mis_id, field, rule, severity, hint, row), plus the connector's own findings about the
    source's answer (``Extract.source_findings``, see ``source_findings``);
 4. quarantine: rows with an error, and what hangs off them, leave the extract (``quarantine``);
@@ -25,14 +26,9 @@ import pandas as pd
 from mis_sync.config import SafetyLimits
 from mis_sync.errors import ValidationStop
 from mis_sync.model import ENTITIES, Extract
-from mis_sync.quality.breakers import (
-    check_codes,
-    check_error_rate,
-    check_junk_references,
-    check_schema,
-    check_volume,
-)
+from mis_sync.quality.breakers import check_error_rate, check_junk_references, check_schema, check_volume
 from mis_sync.quality.quarantine import QUARANTINE_COLUMNS, quarantine
+from mis_sync.quality.record_faults import with_record_faults
 from mis_sync.quality.rules import derive_checks, derive_keys
 from mis_sync.quality.years import COUNTRIES, Country
 from mis_sync.validate import on_roll_counts
@@ -104,7 +100,6 @@ def _prepare(
 ) -> tuple[Extract, dict[str, int]]:
     check_schema(extract)
     extract = _complete(extract)
-    check_codes(extract)
     counts = on_roll_counts(extract)
     check_volume(counts, dict(last_counts or {}), limits)
     return extract, counts
@@ -187,7 +182,7 @@ def check_extract(
     extract, counts = _prepare(extract, last_counts, limits)
     frames = derive_checks(extract, country=_country(country), as_of=as_of)
     check_junk_references(frames, limits)
-    return _finish(extract, counts, run_suites(frames), limits)
+    return _finish(extract, counts, with_record_faults(run_suites(frames), extract), limits)
 
 
 def check_extracts(
@@ -220,7 +215,7 @@ def check_extracts(
     found = run_suites_many([frames for _, _, frames in ready.values()]) if ready else []
     for (slug, (prepared, counts, _)), findings in zip(ready.items(), found, strict=True):
         try:
-            results[slug] = _finish(prepared, counts, findings, limits)
+            results[slug] = _finish(prepared, counts, with_record_faults(findings, prepared), limits)
         except ValidationStop as stop:
             results[slug] = stop
     return {slug: results[slug] for slug in extracts}

@@ -214,7 +214,9 @@ def _memberships(
     role, person = frame["role"], frame["person_id"]
     known = _flag(role == MemberRole.PUPIL.value) & _isin(person, pupil_ids)
     known |= _flag(role == MemberRole.TEACHER.value) & _isin(person, staff_ids)
-    out["unknown_person"] = ~known
+    # a role outside the codes is the record fault ``code_unknown`` (record_faults), not an unknown person
+    known_role = _flag(role.isin([r.value for r in MemberRole]))
+    out["unknown_person"] = known_role & ~known
     out["duplicate_row"] = frame.duplicated(subset=list(ENTITIES["memberships"].key)).to_numpy(dtype=bool)
     return pd.DataFrame(out)
 

@@ -11,6 +11,7 @@ from alembic import context
 from mis_sync.directory import credentials as _credentials  # noqa: F401  (directory_credentials)
 from mis_sync.directory import identity_store as _identity  # noqa: F401  (existing users, reserved names)
 from mis_sync.directory.schema import Base
+from mis_sync.identity import schema as _identity_schema  # noqa: F401  (fingerprints, decisions)
 from mis_sync.linking import schema as _linking_schema  # noqa: F401  (link decisions and state)
 from mis_sync.quality import schema as _quality_schema  # noqa: F401  (its table joins Base.metadata)
 

@@ -1,7 +1,7 @@
 """OneRoster API: registered apps, and when each membership was added (enrollment dateLastModified)
 
-Revision ID: 0014
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03 17:20:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0011"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

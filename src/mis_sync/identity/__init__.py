@@ -1,0 +1,1 @@
+"""Identity continuity: the same person under a new MIS id keeps their account (see ``identity.plan``)."""
