@@ -122,7 +122,10 @@ def cmd_passwords(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """The DAG's five stages in one process (for data managers, benchmarks and debugging)."""
+    """The DAG's five stages in one process (for data managers, benchmarks and debugging).
+
+    Exits 0 when the run applied (or dry-ran) everything, ``HELD_EXIT`` (3) when the brake held
+    destructive changes for approval."""
     from mis_sync import pipeline
 
     config = _establishment(args.establishment)
@@ -143,6 +146,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         pipeline.apply_stage(ctx)
     report = pipeline.report_stage(ctx, dry_run=dry_run)
     print(pipeline.render_report(report))
+    return exit_summary(report)
+
+
+HELD_EXIT = 3
+"""``misync run`` exit code when the brake held changes: a held run is not a plain success."""
+
+
+def exit_summary(report: dict[str, object]) -> int:
+    """The last line a script or an admin sees, and the exit code: 0, or ``HELD_EXIT`` when held."""
+    if report.get("hold") == "held" and report.get("outcome") == "applied":
+        print(
+            f"{report['mark']}: check the MIS export, then re-run with --approve-suspensions", file=sys.stderr
+        )
+        return HELD_EXIT
+    print(f"{report.get('mark') or 'OK'}: {report['outcome']}, {report['writes']} directory writes")
     return 0
 
 
@@ -155,9 +173,10 @@ def cmd_check_data(args: argparse.Namespace) -> int:
 
     source = ConnectionInfo(conn_id="cli", extra={"path": str(Path(args.input).resolve())})
     extract = connector_for(args.format, source, {}).extract()
+    last_counts, limits, country = _last_applied(args)
     stopped: str | None = None
     try:
-        findings = check_extract(extract, country=args.country).findings
+        findings = check_extract(extract, country=country, last_counts=last_counts, limits=limits).findings
     except QualityStop as stop:
         findings, stopped = stop.findings, str(stop)
     except ValidationStop as stop:
@@ -175,6 +194,18 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     if stopped:
         print(f"STOP {stopped}", file=sys.stderr)
     return 1 if stopped or (findings["severity"] == "error").any() else 0
+
+
+def _last_applied(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """With ``--establishment``: the last applied extract's counts (the short-extract breakers' base),
+    the school's safety limits and country. Without: no base, default limits, ``--country``."""
+    from mis_sync.directory.state import sync_status
+
+    if not args.establishment:
+        return {}, None, args.country
+    config = _establishment(args.establishment)
+    status = sync_status(_engine(args, config), config.id) or {}
+    return status.get("last_counts", {}), config.safety, config.country
 
 
 def _engine(args: argparse.Namespace, config: Establishment):  # type: ignore[no-untyped-def]
@@ -336,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--country", default="england", choices=["england", "wales", "scotland", "northern_ireland"]
     )
+    data.add_argument(
+        "--establishment",
+        help="compare with this establishment's last applied extract (short groups, memberships, roll)",
+    )
+    data.add_argument("--directory-url", help="SQLAlchemy URL (default: the Airflow connection)")
     data.add_argument("--json", action="store_true", help="one JSON object per finding")
     data.set_defaults(func=cmd_check_data)
 

@@ -90,6 +90,7 @@ def test_clean_fixture_passes(tiny: Extract) -> None:
     assert not result.has_errors
     assert result.counts == {
         "pupils_on_roll": 4, "staff_current": 3,
+        "groups_year": 1, "groups_registration": 1, "groups_teaching": 2,
         "pupils": 6, "staff": 3, "contacts": 4, "groups": 4, "memberships": 15, "relationships": 5,
     }  # fmt: skip
     for name in ENTITIES:
