@@ -57,7 +57,7 @@ def hold_mark(plan: dict[str, Any], approved: bool, rejected: bool) -> tuple[str
     held = held_counts(plan)
     if not held:
         return None, None
-    what = ", ".join(f"{n} {HELD_NOUNS.get(a, a)}" for a, n in sorted(held.items()) if n)
+    what = ", ".join(f"{held[a]} {noun}" for a, noun in HELD_NOUNS.items() if held.get(a))
     if approved:
         return "approved", f"APPROVED: {what} applied after approval"
     if rejected:
