@@ -239,7 +239,7 @@ def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
         plan,
         run_id=ctx.run_id,
         extract_hash=validation["data_hash"],
-        extract_counts=validation["counts"],
+        extract_counts=_baseline_counts(ctx, plan, validation["counts"]),
         passwords=_initial_passwords(ctx),
     )
     outcome = result.as_dict()
@@ -248,6 +248,16 @@ def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
     if result.skipped_reason:
         log.warning("apply skipped: %s", result.skipped_reason)
     return outcome
+
+
+def _baseline_counts(ctx: RunContext, plan: Plan, counts: dict[str, int]) -> dict[str, int]:
+    """The counts the next run's short-extract breaker compares with. While the brake holds changes,
+    the suspect extract must not lower the baseline (each measure keeps the larger of the two), so a
+    second damaged export is still stopped; an approved or unheld run records its own counts."""
+    if not plan.held_reason:
+        return counts
+    previous = (sync_status(ctx.engine, ctx.establishment.id) or {}).get("last_counts", {})
+    return {name: max(int(value), int(previous.get(name, 0))) for name, value in counts.items()}
 
 
 def _initial_passwords(ctx: RunContext) -> InitialPasswords | None:

@@ -126,6 +126,9 @@ def test_scenario_2_most_teaching_groups_missing_are_held_then_approved(school: 
     school.next_snapshot()
     again = _lenient_volume(school)
     assert again["hold"] == "rejected" and school.counts() == before, "still held while the cause remains"
+    school.next_snapshot()
+    with pytest.raises(ValidationStop, match=r"groups_teaching is \d+, below 80% of the 433 "):
+        school.night()  # a held run's short extract did not lower the breaker's baseline
 
     school.next_snapshot()
     approved = _lenient_volume(school, answer="Approve")

@@ -35,6 +35,7 @@ class Window:
     days: int
     losses: Mapping[str, int]
     runs: int = 0
+    """Earlier runs in the window that removed anything (for the approval page)."""
 
 
 def _over(count: int, base: int, scope: Scope) -> bool:

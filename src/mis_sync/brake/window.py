@@ -51,4 +51,4 @@ def load_window(engine: Engine, establishment_id: str, snapshot_at: pd.Timestamp
     total: Counter[str] = Counter()
     for _, losses, _ in counted:
         total.update({str(k): int(v) for k, v in losses.items()})
-    return Window(days=days, losses=dict(total), runs=len(counted))
+    return Window(days=days, losses=dict(total), runs=sum(1 for _, losses, _ in counted if losses))
