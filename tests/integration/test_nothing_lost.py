@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mis_sync.cli import main
 from mis_sync.directory.db import make_engine, migrate
@@ -197,3 +198,37 @@ def test_scenario_4_repeated_small_losses_are_held_within_the_window(school: Sch
     assert report["hold"] == "rejected"
     assert "within the 7-day window" in report["held_reason"], "the approval page says which window"
     assert school.counts()["suspended"] < 0.2 * pupils, "never a fifth of the school without approval"
+
+
+def test_cli_run_marks_a_held_run_and_exits_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 13 item 17: a held run is not a plain success in the CLI's exit summary either."""
+    from cryptography.fernet import Fernet
+
+    from tests.helpers import REPO, TINY
+
+    key = {"conn_type": "generic", "password": Fernet.generate_key().decode()}
+    monkeypatch.setenv("AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps(key))
+    settings = yaml.safe_load((REPO / "include" / "establishments" / "demo-academy.yaml").read_text())
+    settings["safety"] |= {"min_extract_fraction": 0.5, "max_suspend_count": 0, "max_year_group_count": 0}
+    config = tmp_path / "demo-academy.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    drop = tmp_path / "drop"
+    shutil.copytree(TINY, drop)
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    run = ["run", str(config), "--input", str(drop), "--directory-url", url, "--work-dir", str(tmp_path)]
+    assert main(run) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("OK: applied")
+
+    pupils = (drop / "pupils.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (drop / "pupils.csv").write_text("".join(line for line in pupils if not line.startswith("P2,")))
+    manifest = json.loads((drop / "manifest.json").read_text())
+    manifest["snapshot_at"] = "2026-11-28T06:00:00+00:00"
+    (drop / "manifest.json").write_text(json.dumps(manifest))
+    assert main(run) == 3
+    out = capsys.readouterr()
+    head = out.out.split("MIS Sync report: demo-academy (applied)\n", 1)[1].splitlines()[0]
+    assert head.strip().startswith("HELD: 1 suspensions"), "the report's head says so"
+    assert out.err.startswith("HELD: 1 suspensions") and "--approve-suspensions" in out.err
+    assert main([*run, "--approve-suspensions"]) == 0
