@@ -226,7 +226,7 @@ def build_dag(config: Establishment, source: Path) -> DAG:
 
         approve = ApprovalOperator(
             task_id=APPROVAL_TASK,
-            subject=f"MIS Sync — {config.name}: approve held suspensions and deletions?",
+            subject=f"MIS Sync — {config.name}: approve held suspensions, archives and removals?",
             body=APPROVAL_BODY,
             defaults=["Reject"],
             response_timeout=timedelta(hours=20),
