@@ -127,6 +127,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Exits 0 when the run applied (or dry-ran) everything, ``HELD_EXIT`` (3) when the brake held
     destructive changes for approval."""
     from mis_sync import pipeline
+    from mis_sync.run_report import exit_summary
 
     config = _establishment(args.establishment)
     run_id = args.run_id or f"cli__{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
@@ -135,7 +136,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipeline.validate_stage(ctx)
     plan = pipeline.plan_stage(ctx, approve_suspensions=args.approve_suspensions)
     if args.command == "plan":
-        keys = ("users_by_role", "held_by_role", "groups", "memberships", "skipped_reason", "held_reason")
+        keys = (
+            "users_by_role", "held_by_role", "groups", "memberships", "groups_held", "memberships_held",
+            "skipped_reason", "held_reason",
+        )  # fmt: skip
         print(json.dumps({k: plan[k] for k in keys}, indent=2))
         if args.details:
             _print_plan_details(ctx.folder / "plan")
@@ -147,21 +151,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = pipeline.report_stage(ctx, dry_run=dry_run)
     print(pipeline.render_report(report))
     return exit_summary(report)
-
-
-HELD_EXIT = 3
-"""``misync run`` exit code when the brake held changes: a held run is not a plain success."""
-
-
-def exit_summary(report: dict[str, object]) -> int:
-    """The last line a script or an admin sees, and the exit code: 0, or ``HELD_EXIT`` when held."""
-    if report.get("hold") == "held" and report.get("outcome") == "applied":
-        print(
-            f"{report['mark']}: check the MIS export, then re-run with --approve-suspensions", file=sys.stderr
-        )
-        return HELD_EXIT
-    print(f"{report.get('mark') or 'OK'}: {report['outcome']}, {report['writes']} directory writes")
-    return 0
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:

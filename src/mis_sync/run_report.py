@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -249,3 +250,18 @@ def render_report(report: dict[str, Any]) -> str:
             + (", drift checked" if t.get("drift_checked") else "")
         )
     return "\n".join(lines)
+
+
+HELD_EXIT = 3
+"""``misync run`` exit code when the brake held changes: a held run is not a plain success."""
+
+
+def exit_summary(report: dict[str, object]) -> int:
+    """The last line a script or an admin sees, and the exit code: 0, or ``HELD_EXIT`` when held."""
+    if report.get("hold") == "held" and report.get("outcome") == "applied":
+        print(
+            f"{report['mark']}: check the MIS export, then re-run with --approve-suspensions", file=sys.stderr
+        )
+        return HELD_EXIT
+    print(f"{report.get('mark') or 'OK'}: {report['outcome']}, {report['writes']} directory writes")
+    return 0
