@@ -109,7 +109,8 @@ def doc_md(config: Establishment, source: Path) -> str:
 
 **Manual runs** (Trigger DAG w/ config): `dry_run` computes and stores the plan without applying it;
 `full_sync` asks the MIS for a full extract instead of changes; `approve_suspensions` lets a run apply
-suspensions that the safety limit held back. Logs and XCom carry counts and MIS ids only.
+the suspensions, archives and removals that the safety brake would hold back. Logs and XCom carry
+counts and MIS ids only.
 """
 
 
@@ -170,7 +171,7 @@ def build_dag(config: Establishment, source: Path) -> DAG:
             "dry_run": Param(False, type="boolean", description="Plan only; apply nothing."),
             "full_sync": Param(False, type="boolean", description="Full extract, not changes."),
             "approve_suspensions": Param(
-                False, type="boolean", description="Apply suspensions held by the safety limit."
+                False, type="boolean", description="Apply the changes the safety brake would hold."
             ),
             "drift_check": Param(
                 False,
