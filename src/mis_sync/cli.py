@@ -123,6 +123,9 @@ def cmd_passwords(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """The DAG's five stages in one process (for data managers, benchmarks and debugging).
 
+    Exits 0 when the run applied (or dry-ran) everything, ``run_report.HELD_EXIT`` (5) when the brake
+    held destructive changes for approval.
+
     Without ``--work-dir`` the run folder (the extract, with children's data) lives in a private
     temporary folder that is removed when the command ends, whatever happens.
     """
@@ -138,6 +141,7 @@ def _run_stages(
     args: argparse.Namespace, config: Establishment, run_id: str, work: Path, *, kept: bool
 ) -> int:
     from mis_sync import pipeline
+    from mis_sync.run_report import exit_summary
 
     ctx = _local_context(args, config, run_id, work)
     where = str(ctx.folder) if kept else "a temporary folder, removed now (pass --work-dir to keep it)"
@@ -145,7 +149,10 @@ def _run_stages(
     pipeline.validate_stage(ctx)
     plan = pipeline.plan_stage(ctx, approve_suspensions=args.approve_suspensions)
     if args.command == "plan":
-        keys = ("users_by_role", "held_by_role", "groups", "memberships", "skipped_reason", "held_reason")
+        keys = (
+            "users_by_role", "held_by_role", "groups", "memberships", "groups_held", "memberships_held",
+            "skipped_reason", "held_reason",
+        )  # fmt: skip
         print(json.dumps({k: plan[k] for k in keys}, indent=2))
         if args.details:
             _print_plan_details(ctx.folder / "plan")
@@ -158,7 +165,7 @@ def _run_stages(
     print(pipeline.render_report(report))
     if not kept:
         print(f"  run folder: {where}")
-    return 0
+    return exit_summary(report)
 
 
 def cmd_check_data(args: argparse.Namespace) -> int:
@@ -169,10 +176,11 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     from mis_sync.quality import QualityStop, check_extract
 
     source = ConnectionInfo(conn_id="cli", extra={"path": str(Path(args.input).resolve())})
-    extract = connector_for(args.format, source, {}, country=args.country).extract()
+    last_counts, limits, country = _last_applied(args)
+    extract = connector_for(args.format, source, {}, country=country).extract()
     stopped: str | None = None
     try:
-        findings = check_extract(extract, country=args.country).findings
+        findings = check_extract(extract, country=country, last_counts=last_counts, limits=limits).findings
     except QualityStop as stop:
         findings, stopped = stop.findings, str(stop)
     except ValidationStop as stop:
@@ -190,6 +198,18 @@ def cmd_check_data(args: argparse.Namespace) -> int:
     if stopped:
         print(f"STOP {stopped}", file=sys.stderr)
     return 1 if stopped or (findings["severity"] == "error").any() else 0
+
+
+def _last_applied(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """With ``--establishment``: the last applied extract's counts (the short-extract breakers' base),
+    the school's safety limits and country. Without: no base, default limits, ``--country``."""
+    from mis_sync.directory.state import sync_status
+
+    if not args.establishment:
+        return {}, None, args.country
+    config = _establishment(args.establishment)
+    status = sync_status(_engine(args, config), config.id) or {}
+    return status.get("last_counts", {}), config.safety, config.country
 
 
 def _engine(args: argparse.Namespace, config: Establishment):  # type: ignore[no-untyped-def]
@@ -360,6 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument(
         "--country", default="england", choices=["england", "wales", "scotland", "northern_ireland"]
     )
+    data.add_argument(
+        "--establishment",
+        help="compare with this establishment's last applied extract (short groups, memberships, roll)",
+    )
+    data.add_argument("--directory-url", help="SQLAlchemy URL (default: the Airflow connection)")
     data.add_argument("--json", action="store_true", help="one JSON object per finding")
     data.set_defaults(func=cmd_check_data)
 

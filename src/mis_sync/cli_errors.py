@@ -30,6 +30,7 @@ FINDINGS: Final = 1
 USAGE: Final = 2
 SOURCE_UNAVAILABLE: Final = 3
 UNEXPECTED: Final = 4
+HELD: Final = 5
 INTERRUPTED: Final = 130
 
 EXIT_CODES: Final[dict[int, str]] = {
@@ -42,6 +43,8 @@ EXIT_CODES: Final[dict[int, str]] = {
     "run (circuit breaker, stale plan)",
     SOURCE_UNAVAILABLE: "the MIS or the directory database did not answer: try again later",
     UNEXPECTED: "an unexpected error (a bug): rerun with MISYNC_DEBUG=1 and report the traceback",
+    HELD: "run: the safety brake held destructive changes for approval (the rest was applied); check the "
+    "MIS export, then re-run with --approve-suspensions",
     INTERRUPTED: "interrupted (Ctrl-C)",
 }
 """Every exit code ``misync`` uses, as the README and ``misync --help`` list them."""

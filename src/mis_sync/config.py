@@ -109,7 +109,8 @@ class AccountsConfig(_Strict):
 
 class SafetyLimits(_Strict):
     min_extract_fraction: Annotated[float, Field(gt=0, le=1)] = 0.8
-    """An extract with fewer on-roll pupils or staff than this share of the last applied one stops."""
+    """An extract with fewer on-roll pupils or staff, groups of a kind (year, registration, teaching) or
+    memberships than this share of the last applied one stops before plan."""
     max_suspend_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
     """Suspending or deleting more than this share of a role's active users waits for approval…"""
     max_suspend_count: Annotated[int, Field(ge=0)] = 50
@@ -117,6 +118,23 @@ class SafetyLimits(_Strict):
     max_year_group_fraction: Annotated[float, Field(gt=0, le=1)] = 0.2
     """The same per year group: a third of Year 8 vanishing is held even when the school total is small."""
     max_year_group_count: Annotated[int, Field(ge=0)] = 10
+    max_group_archive_fraction: Annotated[float, Field(gt=0, le=1)] = 0.2
+    """Archiving more than this share of a group kind's active groups (year, registration, teaching)
+    waits for approval…"""
+    max_group_archive_count: Annotated[int, Field(ge=0)] = 5
+    """…and more than this many of that kind. The year-end rollover (last year's groups) is expected."""
+    max_membership_removal_fraction: Annotated[float, Field(gt=0, le=1)] = 0.1
+    """Removing more than this share of all memberships waits for approval (removals that follow a
+    leaver's suspension or a group's archive are judged by those limits instead)…"""
+    max_membership_removal_count: Annotated[int, Field(ge=0)] = 200
+    """…and more than this many."""
+    max_group_member_loss_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """A class (any group that stays) losing more than this share of its pupils waits for approval…"""
+    max_group_member_loss_count: Annotated[int, Field(ge=0)] = 5
+    """…and more than this many of them."""
+    window_days: Annotated[int, Field(ge=0, le=60)] = 7
+    """Every limit is also checked against the losses applied in the last this-many days (since the last
+    approval), so repeated sub-threshold losses are held once their sum crosses it; 0 turns it off."""
     summer_window: tuple[str, str] = ("06-15", "10-15")
     """MM-DD to MM-DD when final-year cohorts (Y6, Y11, Y13; P7, S4–S6) are expected to leave."""
     expected_leaving_years: tuple[str, ...] | None = None

@@ -63,17 +63,25 @@ def default_args(config: Establishment) -> dict[str, Any]:
 
 
 APPROVAL_TASK = "approve_held_changes"
+SETTLED_TASK = "changes_settled"
+"""Joins the brake's two paths: the fan-out to Microsoft 365 and Classroom starts only after it."""
 APPROVAL_BODY = """
-The safety brake held this run's suspensions and deletions:
+The safety brake held this run's destructive changes:
 
 **{{ ti.xcom_pull(task_ids='plan')['held_reason'] }}**
 
-Held per role: `{{ ti.xcom_pull(task_ids='plan')['held_by_role'] }}`
+Held accounts per role: `{{ ti.xcom_pull(task_ids='plan')['held_by_role'] }}`
+Held groups: `{{ ti.xcom_pull(task_ids='plan')['groups_held'] }}`
+Held memberships: `{{ ti.xcom_pull(task_ids='plan')['memberships_held'] }}`
 
-Creates and updates have already been applied. Check the MIS (a failed export or a filter left on looks
-exactly like a mass departure) and the run's plan folder, then:
-- **Approve**: the held changes are re-planned against the directory and applied now.
-- **Reject** (or no answer within 20 hours): nothing is suspended or deleted; the next run asks again.
+Creates, updates and additions have already been applied to the directory. The held people keep their
+accounts and every class membership, and the held groups keep their members, in the directory and in
+Microsoft 365 / Google Classroom, which wait for your answer. Check the MIS (a failed export or a filter
+left on looks exactly like a mass departure) and the run's plan folder, then:
+- **Approve**: the held changes are re-planned against the directory and applied together, then
+  Microsoft 365 and Classroom follow in this run.
+- **Reject** (or no answer within 20 hours): nothing held changes anywhere; the targets get the
+  other changes; the next run plans the held changes again (and holds them while the cause remains).
 """
 
 
@@ -98,17 +106,20 @@ def doc_md(config: Establishment, source: Path) -> str:
    at unknown records.
 3. **plan** compares the MIS with the directory and stores every change with its reason.
 4. **apply** writes the plan in one transaction (skipped on `dry_run`; never applies an MIS
-   snapshot older than the last one applied). Suspensions and deletions over the safety limits are
-   held back.
+   snapshot older than the last one applied). Suspensions, deletions, group archives and membership
+   removals over the safety limits (this run, or summed over the rolling window) are held back.
 5. **brake → approve_held_changes → apply_approved**: held changes wait for an admin's Approve /
    Reject in the Airflow UI (Required Actions); without an answer in 20 hours nothing is removed.
-6. **report** logs counts per role and the times of the last sync and the last MIS change.
+6. **changes_settled → Microsoft 365 / Classroom fan-out**: the targets follow the directory once the
+   brake's question is answered, so they never receive a held removal.
+7. **report** logs counts per role, the times of the last sync and the last MIS change, and marks a
+   run whose changes were held, rejected or approved.
 
 **Manual runs** (Trigger DAG w/ config): `dry_run` computes and stores the plan without applying it;
 `full_sync` asks the MIS for a full extract instead of changes; `approve_suspensions` lets a run apply
-suspensions that the safety limit held back; `drift_check` reads every class's live membership back from
-each target now (otherwise weekly) and repairs changes made by hand. Logs and XCom carry counts and MIS
-ids only.
+the suspensions, archives and removals that the safety brake would hold back; `drift_check` reads every
+class's live membership back from each target now (otherwise weekly) and repairs changes made by hand.
+Logs and XCom carry counts and MIS ids only.
 """
 
 
@@ -169,7 +180,7 @@ def build_dag(config: Establishment, source: Path) -> DAG:
             "dry_run": Param(False, type="boolean", description="Plan only; apply nothing."),
             "full_sync": Param(False, type="boolean", description="Full extract, not changes."),
             "approve_suspensions": Param(
-                False, type="boolean", description="Apply suspensions held by the safety limit."
+                False, type="boolean", description="Apply the changes the safety brake would hold."
             ),
             "drift_check": Param(
                 False,
@@ -214,16 +225,18 @@ def build_dag(config: Establishment, source: Path) -> DAG:
 
         @task.branch(trigger_rule="none_failed")
         def brake() -> str:
-            """Held suspensions/deletions go to a human; otherwise (or after a dry run or a skipped
-            apply, when nothing was applied) straight to the report."""
+            """Held changes go to a human, then on; none held: straight on to the targets; a dry run
+            or a skipped apply (nothing applied): straight to the report, no target touched."""
             context = get_current_context()
             applied = context["ti"].xcom_pull(task_ids="apply")
-            held = context["ti"].xcom_pull(task_ids="plan")["users_held"]
-            return APPROVAL_TASK if held and applied and not context["params"]["dry_run"] else "report"
+            if not applied or context["params"]["dry_run"]:
+                return "report"
+            plan = context["ti"].xcom_pull(task_ids="plan")
+            return APPROVAL_TASK if plan.get("held_changes", plan["users_held"]) else SETTLED_TASK
 
         approve = ApprovalOperator(
             task_id=APPROVAL_TASK,
-            subject=f"MIS Sync — {config.name}: approve held suspensions and deletions?",
+            subject=f"MIS Sync — {config.name}: approve held suspensions, archives and removals?",
             body=APPROVAL_BODY,
             defaults=["Reject"],
             response_timeout=timedelta(hours=20),
@@ -239,22 +252,34 @@ def build_dag(config: Establishment, source: Path) -> DAG:
             plan_stage(ctx, approve_suspensions=True, name="approved")
             return apply_stage(ctx, name="approved")
 
+        @task(task_id=SETTLED_TASK, trigger_rule="none_failed_min_one_success")
+        def changes_settled() -> str:
+            """The directory holds this run's final state: nothing held is waiting any more (applied
+            after Approve, or left as it was after Reject). The targets follow it from here."""
+            approved = get_current_context()["ti"].xcom_pull(task_ids="apply_approved")
+            return "approved" if approved else "settled"
+
         @task(trigger_rule="none_failed_min_one_success")
         def report() -> dict[str, Any]:
             from mis_sync.pipeline import report_stage
 
             ctx, params = current()
-            result = report_stage(ctx, dry_run=bool(params["dry_run"]))
-            return {k: result[k] for k in ("outcome", "users_by_role", "groups", "memberships", "writes")}
+            # held changes still unapplied when the report runs were answered Reject (or timed out)
+            dry_run = bool(params["dry_run"])
+            result = report_stage(ctx, dry_run=dry_run, rejected=not dry_run)
+            keep = ("outcome", "hold", "mark", "users_by_role", "groups", "memberships", "writes")
+            return {k: result[k] for k in keep}
 
         final = report()
         gate = brake()
         applied = apply()
+        settled = changes_settled()
         extract() >> validate() >> plan() >> applied >> gate
-        gate >> final
-        gate >> approve >> apply_approved() >> final
+        gate >> [settled, final]
+        gate >> approve >> apply_approved() >> settled
+        settled >> final
         for target in enabled_targets(config):
-            applied >> target_fan_out(config, target, current) >> final
+            settled >> target_fan_out(config, target, current) >> final
     return dag
 
 
@@ -266,8 +291,9 @@ def enabled_targets(config: Establishment) -> list[str]:
 def target_fan_out(config: Establishment, target: str, current: Any) -> Any:
     """prepare → sync_chunk (mapped over chunks of classes, in the target's pool) → finish.
 
-    Runs beside the approval branch, on what apply wrote: held suspensions reach the target on the
-    next run. A dry run or a skipped apply skips it.
+    Runs after the brake's question is answered (``changes_settled``), on what the directory then
+    holds: held changes never reach a target; approved ones reach it in the same run. A dry run or a
+    skipped apply skips it.
     """
     from airflow.sdk import TaskGroup, task
 

@@ -8,7 +8,6 @@ the run folder and the directory database.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,10 +15,11 @@ from functools import cached_property
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine
 
 from mis_sync import storage
 from mis_sync.accounts import desired_users
+from mis_sync.brake.window import load_window
 from mis_sync.config import Establishment
 from mis_sync.connections import ConnectionInfo
 from mis_sync.connectors import connector_for
@@ -28,13 +28,18 @@ from mis_sync.connectors.delta import DeltaConnector, load_delta_state, save_del
 from mis_sync.directory.apply import InitialPasswords, apply_plan, data_hash
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.keys import verify_credential_keys
-from mis_sync.directory.schema import SyncRun
 from mis_sync.directory.state import load_state, sync_status
 from mis_sync.directory_state import USER_KEY
 from mis_sync.errors import SetupError
 from mis_sync.identity.plan import describe_pending
 from mis_sync.model import Extract
 from mis_sync.plan import Plan, make_plan
+from mis_sync.run_report import (  # noqa: F401  (re-exported: the DAG and the CLI call them here)
+    latest_report,
+    render_report,
+    report_stage,
+    source_limits,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +165,9 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
     quarantined = storage.read_table(ctx.folder / "validated", "quarantined")
     links, link_counts = _link(ctx, extract) if ctx.establishment.mode == "link" else _refuse_unlinked(ctx)
     state = load_state(ctx.engine, ctx.establishment.id)
+    window = load_window(
+        ctx.engine, ctx.establishment.id, extract.snapshot_at, ctx.establishment.safety.window_days
+    )
     plan = make_plan(
         extract,
         state,
@@ -167,6 +175,7 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
         approve_suspensions=approve_suspensions,
         quarantined=quarantined,
         links=links,
+        window=window,
     )
     out = ctx.stage_folder(name)
     tables = [storage.write_table(out, table, getattr(plan, table)) for table in PLAN_TABLES]
@@ -190,7 +199,7 @@ def plan_stage(ctx: RunContext, *, approve_suspensions: bool = False, name: str 
         summary["users"],
         summary["groups"],
         summary["memberships"],
-        summary["users_held"],
+        summary["held_changes"],
     )
     if plan.skipped_reason:
         log.warning("plan skipped: %s", plan.skipped_reason)
@@ -239,7 +248,9 @@ def read_plan(folder: storage.StoragePath) -> Plan:
     frames = {name: storage.read_table(folder, name) for name in PLAN_TABLES}
     frames["users"]["user_id"] = frames["users"]["user_id"].astype("Int64")
     frames["groups"]["group_id"] = frames["groups"]["group_id"].astype("Int64")
-    frames["users"]["held"] = frames["users"]["held"].astype(bool)
+    for name in PLAN_TABLES:
+        if "held" in frames[name]:
+            frames[name]["held"] = frames[name]["held"].fillna(False).astype(bool)
     for name in IDENTITY_TABLES:
         frames[name] = storage.read_table(folder, name) if (folder / f"{name}.parquet").exists() else None
     return Plan(
@@ -248,6 +259,8 @@ def read_plan(folder: storage.StoragePath) -> Plan:
         snapshot_at=pd.Timestamp(meta["snapshot_at"]),
         skipped_reason=meta.get("skipped_reason"),
         held_reason=meta.get("held_reason"),
+        losses=dict(meta.get("losses") or {}),
+        window_reset=bool(meta.get("window_reset")),
     )
 
 
@@ -265,7 +278,7 @@ def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
         plan,
         run_id=ctx.run_id,
         extract_hash=validation["data_hash"],
-        extract_counts=validation["counts"],
+        extract_counts=_baseline_counts(ctx, plan, validation["counts"]),
         passwords=passwords,
     )
     outcome = result.as_dict()
@@ -274,6 +287,16 @@ def apply_stage(ctx: RunContext, *, name: str = "plan") -> dict[str, Any]:
     if result.skipped_reason:
         log.warning("apply skipped: %s", result.skipped_reason)
     return outcome
+
+
+def _baseline_counts(ctx: RunContext, plan: Plan, counts: dict[str, int]) -> dict[str, int]:
+    """The counts the next run's short-extract breaker compares with. While the brake holds changes,
+    the suspect extract must not lower the baseline (each measure keeps the larger of the two), so a
+    second damaged export is still stopped; an approved or unheld run records its own counts."""
+    if not plan.held_reason:
+        return counts
+    previous = (sync_status(ctx.engine, ctx.establishment.id) or {}).get("last_counts", {})
+    return {name: max(int(value), int(previous.get(name, 0))) for name, value in counts.items()}
 
 
 def _initial_passwords(ctx: RunContext) -> InitialPasswords | None:
@@ -291,193 +314,3 @@ def _initial_passwords(ctx: RunContext) -> InitialPasswords | None:
 
 def _read_optional(folder: storage.StoragePath, name: str) -> dict[str, Any] | None:
     return storage.read_json(folder, name) if (folder / name).exists() else None
-
-
-def report_stage(ctx: RunContext, *, dry_run: bool) -> dict[str, Any]:
-    """Counts per role (created / updated / restored / suspended / deleted / unchanged) and sync times."""
-    plan = storage.read_json(ctx.folder / "plan", "plan.json")
-    validation = storage.read_json(ctx.folder / "validated", "validation.json")
-    applied = None if dry_run else _read_optional(ctx.folder / "plan", "apply.json")
-    approved_apply = _read_optional(ctx.folder / "approved", "apply.json")
-    approved = storage.read_json(ctx.folder / "approved", "plan.json") if approved_apply else None
-    status = sync_status(ctx.engine, ctx.establishment.id) or {}
-    by_role = _role_counts(plan, approved)
-    if dry_run:
-        outcome = DRY_RUN
-    elif applied and applied["applied"]:
-        outcome = "applied"
-    else:
-        outcome = "skipped"
-    report = {
-        "establishment": ctx.establishment.id,
-        "run_id": ctx.run_id,
-        "run_folder": str(ctx.folder),
-        "outcome": outcome,
-        "skipped_reason": (applied or {}).get("skipped_reason") or plan.get("skipped_reason"),
-        "held_reason": None if approved else plan.get("held_reason"),
-        "users_held": 0 if approved else plan["users_held"],
-        "approved_after_hold": bool(approved),
-        "users_by_role": by_role,
-        "groups": plan["groups"],
-        "memberships": plan["memberships"],
-        "writes": (applied or {}).get("writes", 0) + (approved_apply or {}).get("writes", 0),
-        "quarantined": validation["quarantined"],
-        "findings": validation.get("findings", {}),
-        "notes": plan.get("notes", {}),
-        "link": plan.get("link") or None,
-        "extract_counts": validation["counts"],
-        "snapshot_at": plan["snapshot_at"],
-        "last_successful_sync": status.get("last_success_at"),
-        "last_sync_from_mis": status.get("data_changed_at"),
-        "targets": _target_summaries(ctx),
-        "source_limits": source_limits(ctx.establishment.mis.type, ctx.establishment.mis.source),
-    }
-    storage.write_json(ctx.folder, "report.json", report)
-    _record_run(ctx.engine, report)
-    for line in render_report(report).splitlines():
-        log.info("%s", line)
-    return report
-
-
-def source_limits(mis_type: str, source: str) -> list[str]:
-    """What this MIS or route cannot provide, so the report says why e.g. no teaching groups synced."""
-    from mis_sync.connectors.catalog import CATALOGUE
-    from mis_sync.connectors.routes import MIS_CATALOGUE
-
-    limits = []
-    entry = CATALOGUE.get(source)
-    if entry is not None and entry.missing_group_kinds():
-        kinds = ", ".join(sorted(entry.missing_group_kinds()))
-        limits.append(
-            f"{entry.type} provides no {kinds} groups: none are synced"
-            + (f" ({entry.notes})" if entry.notes else "")
-        )
-    mis = MIS_CATALOGUE.get(mis_type)
-    if mis is not None and not mis.has_teaching_groups and source != mis_type:
-        limits.append(f"{mis.title} keeps no teaching groups: none are synced ({mis.note})")
-    return limits
-
-
-def _target_summaries(ctx: RunContext) -> dict[str, Any]:
-    """Each fan-out target's counts this run (requests, writes, no-ops, retries, throttles, failures,
-    unresolved users)."""
-    from mis_sync.targets.stages import TARGETS
-
-    found = {}
-    for target in TARGETS:
-        summary = _read_optional(ctx.folder / f"targets-{target}", "summary.json")
-        if summary is not None:
-            found[target] = summary
-    return found
-
-
-def _role_counts(plan: dict[str, Any], approved: dict[str, Any] | None) -> dict[str, dict[str, int]]:
-    roles = sorted(set(plan["desired_by_role"]) | set(plan["users_by_role"]) | set(plan["held_by_role"]))
-    by_role = {}
-    for role in roles:
-        actions = dict(plan["users_by_role"].get(role, {}))
-        for action, count in ((approved or {}).get("users_by_role", {}).get(role, {})).items():
-            actions[action] = actions.get(action, 0) + count
-        changed = sum(actions.get(a, 0) for a in ("create", "update", "restore", "link"))
-        by_role[role] = {
-            "linked": actions.get("link", 0),
-            "created": actions.get("create", 0),
-            "updated": actions.get("update", 0),
-            "restored": actions.get("restore", 0),
-            "suspended": actions.get("suspend", 0),
-            "deleted": actions.get("delete", 0),
-            "unchanged": plan["desired_by_role"].get(role, 0) - changed,
-        }
-    return by_role
-
-
-def _record_run(engine: Engine, report: dict[str, Any]) -> None:
-    values = {
-        "outcome": report["outcome"],
-        "snapshot_at": pd.Timestamp(report["snapshot_at"]).to_pydatetime(),
-        "finished_at": datetime.now(UTC),
-        "summary": json.dumps(report, sort_keys=True),
-    }
-    key = (SyncRun.establishment_id == report["establishment"]) & (SyncRun.run_id == report["run_id"])
-    with engine.begin() as connection:
-        if connection.execute(select(SyncRun.run_id).where(key)).first():
-            connection.execute(update(SyncRun).where(key).values(**values))
-        else:
-            connection.execute(
-                insert(SyncRun).values(
-                    establishment_id=report["establishment"], run_id=report["run_id"], **values
-                )
-            )
-
-
-DRY_RUN = "dry_run"
-
-
-def latest_report(engine: Engine, establishment_id: str, *, dry_run: bool = False) -> dict[str, Any] | None:
-    """The newest real run's report, or with ``dry_run`` the newest dry run's: a dry run applies
-    nothing, so it must never stand in for the last sync."""
-    outcome = SyncRun.outcome == DRY_RUN if dry_run else SyncRun.outcome != DRY_RUN
-    with engine.connect() as connection:
-        row = connection.execute(
-            select(SyncRun.summary)
-            .where(SyncRun.establishment_id == establishment_id, outcome)
-            .order_by(SyncRun.finished_at.desc())
-            .limit(1)
-        ).first()
-    return json.loads(row[0]) if row else None
-
-
-def render_report(report: dict[str, Any]) -> str:
-    """A readable summary for the task log and the terminal: counts and times only."""
-    lines = [
-        f"MIS Sync report: {report['establishment']} ({report['outcome']})",
-        f"  run:                   {report['run_id']}",
-        f"  MIS snapshot:          {report['snapshot_at']}",
-        f"  last successful sync:  {report['last_successful_sync'] or 'never'}",
-        f"  last sync from MIS:    {report['last_sync_from_mis'] or 'never'}  (when MIS data last changed)",
-    ]
-    if report["outcome"] == DRY_RUN:
-        lines.append("  DRY RUN: planned only, nothing applied (the counts are what a run would do)")
-    if report.get("skipped_reason"):
-        lines.append(f"  skipped: {report['skipped_reason']}")
-    if report.get("held_reason"):
-        lines.append(f"  HELD: {report['held_reason']}")
-    link = report.get("link")
-    header = (
-        f"  {'role':<20}{'created':>9}{'updated':>9}{'restored':>10}{'suspended':>11}{'deleted':>9}"
-        f"{'unchanged':>11}" + (f"{'linked':>9}" if link else "")
-    )
-    lines += ["", header]
-    for role, c in report["users_by_role"].items():
-        lines.append(
-            f"  {role:<20}{c['created']:>9}{c['updated']:>9}{c['restored']:>10}{c['suspended']:>11}"
-            f"{c.get('deleted', 0):>9}{c['unchanged']:>11}" + (f"{c.get('linked', 0):>9}" if link else "")
-        )
-    if link:
-        from mis_sync.linking import render_run_summary
-
-        lines += ["", *render_run_summary(link)]
-    fmt = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "no changes"  # noqa: E731
-    lines += [
-        "",
-        f"  groups:       {fmt(report['groups'])}",
-        f"  memberships:  {fmt(report['memberships'])}",
-        f"  quarantined:  {fmt(report['quarantined'])}",
-        f"  findings:     {fmt(report.get('findings', {}))}",
-        f"  data manager's report: {report.get('run_folder', 'the run folder')}/validated/findings.html",
-        *([f"  notes:        {fmt(report['notes'])}"] if report.get("notes") else []),
-        f"  directory writes: {report['writes']}",
-    ]
-    for limit in report.get("source_limits", []):
-        lines.append(f"  note: {limit}")
-    for target, t in report.get("targets", {}).items():
-        lines.append(
-            f"  {target}: {t['writes']} writes in {t['write_requests']} write requests "
-            f"({t['requests']} requests in all), {t.get('noops', 0)} no-ops (already so), "
-            f"{t['retries']} retries, {t['throttles']} throttled, "
-            f"{t['failed']} failed, {t['unresolved_users']} unresolved users"
-            + (f", {t['teams_created']} teams made" if t.get("teams_created") else "")
-            + (f", {t['teams_pending']} teams pending" if t.get("teams_pending") else "")
-            + (", drift checked" if t.get("drift_checked") else "")
-        )
-    return "\n".join(lines)

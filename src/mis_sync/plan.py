@@ -47,28 +47,45 @@ class Plan:
     """Identity fingerprints to store (``identity.keys``; people whose set changed). None: leave as is."""
     identity_pending: pd.DataFrame | None = None
     """Ambiguous re-key pairs waiting for an admin (``identity.matching.AMBIGUOUS_COLUMNS``)."""
+    losses: dict[str, int] = field(default_factory=dict)
+    """Destructive changes this plan applies, per brake scope (the rolling window's memory)."""
+    window_reset: bool = False
+    """An approval let over-limit changes through: the window restarts after this run."""
 
     def summary(self) -> dict[str, object]:
         """Counts only (safe for logs and XCom). ``users_by_role`` counts what apply will write;
         ``held_by_role`` what waits for approval."""
         users = self.users
         held = users["held"].astype(bool) if len(users) else pd.Series(dtype=bool)
+        groups_held, memberships_held = _held(self.groups), _held(self.memberships)
         return {
             "users": _counts(users.loc[~held, "action"]) if len(users) else {},
             "users_by_role": _counts_by_role(users[~held]) if len(users) else {},
             "held_by_role": _counts_by_role(users[held]) if len(users) else {},
             "users_held": int(held.sum()) if len(users) else 0,
-            "groups": _counts(self.groups["action"]),
-            "memberships": _counts(self.memberships["action"]),
+            "groups": _counts(self.groups.loc[~groups_held, "action"]),
+            "memberships": _counts(self.memberships.loc[~memberships_held, "action"]),
+            "groups_held": _counts(self.groups.loc[groups_held, "action"]),
+            "memberships_held": _counts(self.memberships.loc[memberships_held, "action"]),
+            "held_changes": int(held.sum()) + int(groups_held.sum()) + int(memberships_held.sum()),
             "skipped_reason": self.skipped_reason,
             "held_reason": self.held_reason,
             "notes": dict(self.notes),
+            "losses": dict(self.losses),
+            "window_reset": self.window_reset,
         }
 
     @property
     def change_count(self) -> int:
         applied_users = int((~self.users["held"]).sum()) if len(self.users) else 0
-        return applied_users + len(self.groups) + len(self.memberships)
+        return applied_users + int((~_held(self.groups)).sum()) + int((~_held(self.memberships)).sum())
+
+
+def _held(frame: pd.DataFrame) -> pd.Series:
+    """The rows the brake held (plans written before groups and memberships could be held have none)."""
+    if "held" not in frame or frame.empty:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    return frame["held"].fillna(False).astype(bool)
 
 
 def _counts(actions: pd.Series) -> dict[str, int]:
@@ -140,7 +157,8 @@ def plan_groups(
     gone = ~in_mis & (status == "active") & ~merged["mis_id"].isin(held_groups)
     action[gone], reason[gone] = "archive", "no longer in MIS"
     result["action"], result["reason"] = action, reason
-    return result[result["action"].notna()][out_columns].reset_index(drop=True)
+    out = result[result["action"].notna()][out_columns].reset_index(drop=True)
+    return out.assign(held=False)
 
 
 def desired_memberships(extract: Extract, users: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +197,7 @@ def plan_memberships(
     removes = merged[merged["_merge"] == "right_only"][MEMBERSHIP_KEY].assign(
         action="remove", reason="not in MIS group"
     )
-    return pd.concat([adds, removes], ignore_index=True)[MEMBERSHIP_PLAN_COLUMNS]
+    return pd.concat([adds, removes], ignore_index=True)[MEMBERSHIP_PLAN_COLUMNS].assign(held=False)
 
 
 def older_snapshot_reason(snapshot_at: pd.Timestamp, last_applied: pd.Timestamp | None) -> str | None:
@@ -195,8 +213,8 @@ def older_snapshot_reason(snapshot_at: pd.Timestamp, last_applied: pd.Timestamp 
 def empty_plan(state: DirectoryState, snapshot_at: pd.Timestamp, reason: str) -> Plan:
     return Plan(
         users=empty_frame(USER_PLAN_COLUMNS).assign(held=pd.Series(dtype=bool)),
-        groups=empty_frame(GROUP_PLAN_COLUMNS),
-        memberships=empty_frame(MEMBERSHIP_PLAN_COLUMNS),
+        groups=empty_frame(GROUP_PLAN_COLUMNS).assign(held=pd.Series(dtype=bool)),
+        memberships=empty_frame(MEMBERSHIP_PLAN_COLUMNS).assign(held=pd.Series(dtype=bool)),
         base_revision=state.revision,
         snapshot_at=snapshot_at,
         skipped_reason=reason,
@@ -211,8 +229,15 @@ def make_plan(
     approve_suspensions: bool = False,
     quarantined: pd.DataFrame | None = None,
     links: pd.DataFrame | None = None,
+    window: brake.Window | None = None,
 ) -> Plan:
-    """``links`` (Link mode): the matching run's ``linked`` rows; only those accounts are managed."""
+    """``links`` (Link mode): the matching run's ``linked`` rows; only those accounts are managed.
+
+    ``window``: the losses earlier runs applied within ``safety.window_days`` (``brake.window``). When
+    the brake trips, every destructive change — suspensions, deletions, group archives, membership
+    removals — is marked ``held`` and left untouched by apply: a person whose suspension is held keeps
+    all their memberships, and a held group keeps its members. ``approve_suspensions`` applies them.
+    """
     if reason := older_snapshot_reason(extract.snapshot_at, state.last_snapshot_at):
         return empty_plan(state, extract.snapshot_at, reason)
     as_of = as_of_day(extract)
@@ -232,30 +257,45 @@ def make_plan(
         users, state = continuity.users, continuity.state
         held_people = held_people | continuity.held_people
         wanted_users = wanted_users[~_keys_in(wanted_users, continuity.without_account)]
-    held_reason = None
-    if not approve_suspensions and len(users):
-        active = state.users[state.users["status"] == "active"]
-        decision = brake.evaluate(users, active, as_of.date(), config.safety, config.country)
-        if decision.held:
-            users.loc[users["action"].isin(brake.DESTRUCTIVE), "held"] = True
-            held_reason = decision.message
+    groups = plan_groups(extract, state, held_groups)
+    memberships = keep_held_memberships(
+        plan_memberships(desired_memberships(extract, wanted_users), state, held_people, held_groups),
+        held_membership_pairs(quarantined),
+    )
+    years = extract.tables["groups"]["academic_year"].dropna()
+    decision = brake.evaluate_plan(
+        users,
+        groups,
+        memberships,
+        state,
+        as_of.date(),
+        config.safety,
+        country=config.country,
+        current_year=str(years.max()) if len(years) else None,
+        window=window,
+    )
+    held_reason, losses = None, decision.losses
+    if decision.held and not approve_suspensions:
+        users.loc[users["action"].isin(brake.DESTRUCTIVE), "held"] = True
+        groups.loc[groups["action"] == "archive", "held"] = True
+        memberships.loc[memberships["action"] == "remove", "held"] = True
+        held_reason, losses = decision.message, {}
     notes = parent_notes(extract, as_of) if config.accounts.invite_parents else {}
     if continuity is not None:
         held_reason = " ".join(r for r in (held_reason, continuity.held_reason) if r) or None
         notes = {**notes, **continuity.notes}
     return Plan(
         users=users,
-        groups=plan_groups(extract, state, held_groups),
-        memberships=keep_held_memberships(
-            plan_memberships(desired_memberships(extract, wanted_users), state, held_people, held_groups),
-            held_membership_pairs(quarantined),
-        ),
+        groups=groups,
+        memberships=memberships,
         base_revision=state.revision,
         snapshot_at=extract.snapshot_at,
         held_reason=held_reason,
         notes=notes,
         identities=None if continuity is None else continuity.fingerprints,
         identity_pending=None if continuity is None else continuity.ambiguous,
+        losses=losses,
+        window_reset=decision.held and approve_suspensions,
     )
 
 

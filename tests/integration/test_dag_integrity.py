@@ -88,13 +88,14 @@ def test_dag_policy() -> None:
         "brake",
         "approve_held_changes",
         "apply_approved",
+        "changes_settled",
         "report",
     ]
     assert [t for t in order if t in spine] == spine
     for target, pool in (("microsoft365", "misync_graph"), ("google_classroom", "misync_google")):
         fan_out = [f"{target}.prepare", f"{target}.sync_chunk", f"{target}.finish"]
         assert [t for t in order if t.startswith(f"{target}.")] == fan_out
-        assert dag.get_task(fan_out[0]).upstream_task_ids == {"apply"}, "beside the approval branch"
+        assert dag.get_task(fan_out[0]).upstream_task_ids == {"changes_settled"}, "after the approval"
         assert fan_out[2] in dag.get_task("report").upstream_task_ids
         for task_id in fan_out[:2]:
             assert dag.get_task(task_id).pool == pool
@@ -110,6 +111,9 @@ def test_dag_policy() -> None:
         assert task.max_retry_delay is not None
         assert task.retry_policy is not None
     assert dag.get_task("report").trigger_rule == "none_failed_min_one_success"
+    settled = dag.get_task("changes_settled")
+    assert settled.upstream_task_ids == {"brake", "apply_approved"}, "both paths of the brake join here"
+    assert settled.trigger_rule == "none_failed_min_one_success", "runs after Approve and after Reject"
 
 
 PARSE_PROBE = """

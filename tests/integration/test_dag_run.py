@@ -157,7 +157,9 @@ def test_demo_dag_runs_green_then_makes_no_changes_and_leaks_nothing(
     caplog.set_level(logging.INFO, logger="mis_sync")
     first = _run()
     assert _states(first) == {
-        **dict.fromkeys(["extract", "validate", "plan", "apply", "brake", "report"], "success"),
+        **dict.fromkeys(
+            ["extract", "validate", "plan", "apply", "brake", "changes_settled", "report"], "success"
+        ),
         **dict.fromkeys(["approve_held_changes", "apply_approved"], "skipped"),
         **{
             f"{target}.{task}": "success"
@@ -276,6 +278,12 @@ def _drop_year_group_share(drop: Path, year: str, share: float) -> int:
     return len(gone)
 
 
+def _gone_ids(drop: Path, extract: Any) -> set[str]:
+    """Pupils of the generated school missing from the (damaged) file drop."""
+    left = set(pd.read_csv(drop / "pupils.csv", dtype=str, keep_default_na=False)["PupilId"])
+    return set(extract.tables["pupils"]["mis_id"]) - left
+
+
 def _approve_when_asked(answers: dict[str, Any], option: str) -> None:
     """Act as the admin in the Airflow UI: wait for the approval task, then answer via the REST API."""
     import time
@@ -306,16 +314,32 @@ def _approve_when_asked(answers: dict[str, Any], option: str) -> None:
     answers["response"] = "timed out waiting for the approval task"
 
 
+def _graph_members(demo: dict[str, Any], pupils: set[str]) -> int:
+    """Class memberships the given pupils (MIS ids) hold in the emulated Microsoft 365 tenant."""
+    with demo["engine"].connect() as connection:
+        names = connection.execute(select(User.username).where(User.mis_id.in_(sorted(pupils)))).scalars()
+        upns = {f"{name}@demo-academy.example".lower() for name in names}
+    state = demo["graph"].state
+    ids = {uid for uid, user in state.users.items() if user["userPrincipalName"].lower() in upns}
+    return sum(len(ids.intersection(members)) for members in state.members.values())
+
+
 @pytest.mark.parametrize("option", ["Approve", "Reject"])
-@pytest.mark.usefixtures("fan_out_off")
 def test_term_time_mass_departure_waits_for_approval(
     demo: dict[str, Any], monkeypatch: pytest.MonkeyPatch, option: str
 ) -> None:
+    """Issue 12 scenario 3 through the DAG: the held pupils keep every class in the directory and in
+    Microsoft 365 / Classroom until the answer; Approve applies both in the same run, Reject neither."""
+    import copy
     import threading
 
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
     assert _states(_run())["apply"] == "success"
+    graph_before = copy.deepcopy((demo["graph"].state.classes, demo["graph"].state.members))
+    courses_before = copy.deepcopy(demo["classroom"].state.students)
     gone = _drop_year_group_share(demo["drop"], "8", 0.35)
+    pupils = _gone_ids(demo["drop"], demo["extract"])
+    assert len(pupils) == gone and _graph_members(demo, pupils) > 0
     answers: dict[str, Any] = {}
     responder = threading.Thread(target=_approve_when_asked, args=(answers, option), daemon=True)
     responder.start()
@@ -328,6 +352,8 @@ def test_term_time_mass_departure_waits_for_approval(
     assert not [v for v in _personal_data(demo["extract"]) if v in body]
     states = _states(run)
     assert states["apply"] == "success" and states["report"] == "success"
+    for target in FAN_OUT:  # (sync_chunk is skipped when there is nothing to send: no chunks)
+        assert states[f"{target}.prepare"] == states[f"{target}.finish"] == "success", "the fan-out follows"
     with demo["engine"].connect() as connection:
         suspended = connection.execute(
             select(func.count()).select_from(User).where(User.status == "suspended")
@@ -337,7 +363,13 @@ def test_term_time_mass_departure_waits_for_approval(
         assert states["apply_approved"] == "success"
         assert suspended == gone
         assert report["approved_after_hold"] and report["users_by_role"]["pupil"]["suspended"] == gone
+        assert report["hold"] == "approved" and report["mark"].startswith(f"APPROVED: {gone} suspensions")
+        assert _graph_members(demo, pupils) == 0, "Microsoft 365 followed the approval in the same run"
     else:
         assert states["apply_approved"] == "skipped"
         assert suspended == 0, "rejected: nothing is suspended"
         assert report["users_held"] == gone
+        assert report["hold"] == "rejected" and report["mark"].startswith(f"REJECTED: {gone} suspensions")
+        graph_after = (demo["graph"].state.classes, demo["graph"].state.members)
+        assert graph_after == graph_before, "Microsoft 365 untouched"
+        assert demo["classroom"].state.students == courses_before, "Classroom untouched"

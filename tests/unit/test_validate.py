@@ -91,6 +91,7 @@ def test_clean_fixture_passes(tiny: Extract) -> None:
     assert not result.has_errors
     assert result.counts == {
         "pupils_on_roll": 4, "staff_current": 3,
+        "groups_year": 1, "groups_registration": 1, "groups_teaching": 2,
         "pupils": 6, "staff": 3, "contacts": 4, "groups": 4, "memberships": 15, "relationships": 5,
     }  # fmt: skip
     for name in ENTITIES:
@@ -146,6 +147,19 @@ def test_short_extract_names_both_numbers(tiny: Extract) -> None:
 def test_short_staff_extract(tiny: Extract) -> None:
     message = stop_message(tiny, {"pupils_on_roll": 4, "staff_current": 10})
     assert message.startswith("short extract: staff_current is 3, below 80% of the 10 ")
+
+
+def test_short_memberships_and_groups_per_kind_stop_with_every_count(tiny: Extract) -> None:
+    """A memberships report cut short, or a timetable export missing classes, is as wrong as a short roll."""
+    last = {"pupils_on_roll": 4, "staff_current": 3, "memberships": 50, "groups_teaching": 3}
+    message = stop_message(tiny, last)
+    assert message.startswith("short extract: groups_teaching is 2, below 80% of the 3 in the last applied")
+    assert "memberships is 15, below 80% of the 50 in the last applied extract" in message
+    assert "groups_registration" not in message, "only the short measures are named"
+
+
+def test_a_measure_the_last_run_did_not_record_is_not_judged(tiny: Extract) -> None:
+    assert not validate(tiny, {"pupils_on_roll": 4, "staff_current": 3, "groups_year": 0}, LIMITS).has_errors
 
 
 def test_exactly_the_fraction_passes(tiny: Extract) -> None:

@@ -237,8 +237,15 @@ def _field_audits(frame: pd.DataFrame, fields: list[str], entity: str, key: pd.S
     return rows
 
 
+def _not_held(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows apply may write: the brake's held rows stay as they are until an approval."""
+    if "held" not in frame or frame.empty:
+        return frame
+    return frame[~frame["held"].fillna(False).astype(bool)].reset_index(drop=True)
+
+
 def _apply_groups(connection: Connection, est: str, plan: Plan, run_id: str, now: datetime) -> int:
-    groups = plan.groups
+    groups = _not_held(plan.groups)
     if groups.empty:
         return 0
     key = "group:" + groups["mis_id"] + "/" + groups["academic_year"]
@@ -366,7 +373,7 @@ def _apply_users(connection: Connection, est: str, plan: Plan, run_id: str, now:
 
 
 def _apply_memberships(connection: Connection, est: str, plan: Plan, run_id: str, now: datetime) -> int:
-    memberships = plan.memberships
+    memberships = _not_held(plan.memberships)
     if memberships.empty:
         return 0
     group_ids = query_frame(
