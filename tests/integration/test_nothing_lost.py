@@ -53,6 +53,7 @@ def first_night(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "folder": tmp,
             "graph": copy.deepcopy(graph.state.__dict__),
             "classroom": copy.deepcopy(classroom.state.__dict__),
+            "keys": school.keys,  # the stored passwords' key: a run with another key stops before apply
         }
 
 
@@ -70,7 +71,9 @@ def school(first_night: dict[str, Any], tmp_path: Path, monkeypatch: pytest.Monk
         classroom.state.__dict__.update(copy.deepcopy(first_night["classroom"]))
         monkeypatch.setenv("AIRFLOW_CONN_MSGRAPH_DEMO", json.dumps(graph_connection(graph)))
         monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_DEMO", json.dumps(classroom_connection(classroom)))
-        yield School(tmp_path / "drop", tmp_path / "runs", engine, graph, classroom, nights=1)
+        yield School(
+            tmp_path / "drop", tmp_path / "runs", engine, graph, classroom, nights=1, keys=first_night["keys"]
+        )
     engine.dispose()
 
 

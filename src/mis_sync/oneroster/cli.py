@@ -46,7 +46,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(_engine(args, migrate_schema=False), folder)
     print(f"OneRoster 1.2 rostering at http://{args.host}:{args.port}/ims/oneroster/rostering/v1p2/")
     print(f"token endpoint: http://{args.host}:{args.port}/oauth/token")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # uvicorn's own access log would print each URL, and a filter can hold a name: never on
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0
 
 
