@@ -227,6 +227,7 @@ def test_dry_run_stores_the_plan_and_applies_nothing(demo: dict[str, Any]) -> No
     assert (folder / "plan" / "users.parquet").exists()
     assert _audit_rows(demo["engine"]) == 0
     assert json.loads((folder / "report.json").read_text())["outcome"] == "dry_run"
+    assert _note(run).startswith("DRY RUN: planned only"), "the runs list tells a dry run apart"
 
 
 def test_empty_extract_stops_before_plan(demo: dict[str, Any]) -> None:
@@ -314,6 +315,15 @@ def _approve_when_asked(answers: dict[str, Any], option: str) -> None:
     answers["response"] = "timed out waiting for the approval task"
 
 
+def _note(run: Any) -> str:
+    """The DAG run's note as the UI shows it (``plugins/mis_sync_run_notes.py`` writes it)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return str(session.scalars(select(DagRun).where(DagRun.run_id == run.run_id)).one().note or "")
+
+
 def _graph_members(demo: dict[str, Any], pupils: set[str]) -> int:
     """Class memberships the given pupils (MIS ids) hold in the emulated Microsoft 365 tenant."""
     with demo["engine"].connect() as connection:
@@ -364,12 +374,14 @@ def test_term_time_mass_departure_waits_for_approval(
         assert suspended == gone
         assert report["approved_after_hold"] and report["users_by_role"]["pupil"]["suspended"] == gone
         assert report["hold"] == "approved" and report["mark"].startswith(f"APPROVED: {gone} suspensions")
+        assert _note(run).startswith(f"APPROVED: {gone} suspensions"), "the runs list says so too"
         assert _graph_members(demo, pupils) == 0, "Microsoft 365 followed the approval in the same run"
     else:
         assert states["apply_approved"] == "skipped"
         assert suspended == 0, "rejected: nothing is suspended"
         assert report["users_held"] == gone
         assert report["hold"] == "rejected" and report["mark"].startswith(f"REJECTED: {gone} suspensions")
+        assert _note(run).startswith(f"REJECTED: {gone} suspensions"), "the runs list says so too"
         graph_after = (demo["graph"].state.classes, demo["graph"].state.members)
         assert graph_after == graph_before, "Microsoft 365 untouched"
         assert demo["classroom"].state.students == courses_before, "Classroom untouched"
