@@ -1,0 +1,66 @@
+"""Where the console finds establishments, their directory and their password keys.
+
+In Airflow these are the establishment YAMLs (``MISYNC_ESTABLISHMENTS_DIR`` / ``include/establishments``)
+and the Airflow Connections each YAML names, looked up the way the ``misync`` CLI does. Tests pass their
+own ``ConsoleSources`` with throwaway databases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from mis_sync.config import Establishment, discover
+from mis_sync.paths import establishments_dir
+
+
+@dataclass
+class ConsoleSources:
+    establishments: Callable[[], list[Establishment]]
+    engine: Callable[[Establishment], Engine]
+    keys: Callable[[Establishment], list[bytes] | None]
+
+    def find(self, establishment_id: str) -> Establishment | None:
+        return next((e for e in self.establishments() if e.id == establishment_id), None)
+
+
+@dataclass
+class _EngineCache:
+    """One engine per directory URL, migrated once (the console never runs a migration per request)."""
+
+    engines: dict[str, Engine] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, establishment: Establishment) -> Engine:
+        from mis_sync.connections import from_airflow, sqlalchemy_url
+        from mis_sync.directory.db import make_engine, migrate
+
+        url = sqlalchemy_url(from_airflow(establishment.directory.connection_id))
+        with self.lock:
+            if url not in self.engines:
+                engine = make_engine(url)
+                migrate(engine)
+                self.engines[url] = engine
+            return self.engines[url]
+
+
+def _configured_establishments() -> list[Establishment]:
+    """Establishments whose files load; a broken file is the DAG loader's error to show, not ours."""
+    return [item.establishment for item in discover(establishments_dir()) if item.establishment is not None]
+
+
+def _keys(establishment: Establishment) -> list[bytes] | None:
+    """The initial-password keys (None when the establishment issues no passwords), as the CLI reads them."""
+    from mis_sync.connections import from_airflow
+    from mis_sync.passwords import keys_from_connection
+
+    if not establishment.passwords.issue_initial or establishment.mode == "link":
+        return None
+    return keys_from_connection(from_airflow(establishment.passwords.key_connection_id))
+
+
+def airflow_sources() -> ConsoleSources:
+    return ConsoleSources(establishments=_configured_establishments, engine=_EngineCache(), keys=_keys)
