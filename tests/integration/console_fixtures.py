@@ -116,14 +116,18 @@ def console_directory_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture
 def console(console_directory_url: str, airflow_home: Path, tmp_path: Path) -> Iterator[Console]:
     """A fresh copy of the filled directory per test, the grants auth manager installed as Airflow's."""
-    import shutil
+    import sqlite3
 
     from airflow.api_fastapi import app as airflow_app
 
     from mis_sync.directory.db import make_engine
 
     copy = tmp_path / "directory.db"
-    shutil.copy(console_directory_url.removeprefix("sqlite:///"), copy)
+    # SQLite's backup API: the copy includes what is still in the write-ahead log.
+    source, target = sqlite3.connect(console_directory_url.removeprefix("sqlite:///")), sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
     engine = make_engine(f"sqlite:///{copy}")
     demo = demo_config()
     other = demo.model_copy(update={"id": "other-school", "name": "Other School"})
