@@ -7,6 +7,8 @@ The app authenticates and authorises every request itself: Airflow does not do i
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from airflow.plugins_manager import AirflowPlugin
 
 from mis_sync.console.app import create_app
@@ -16,8 +18,10 @@ URL_PREFIX = "/misync"
 
 class MisSyncConsolePlugin(AirflowPlugin):
     name = "mis_sync_console"
-    fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "MIS Sync console"}]
-    external_views = [
+    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "MIS Sync console"}
+    ]
+    external_views: ClassVar[list[dict[str, Any]]] = [
         {
             "name": "MIS Sync",
             "href": "misync/",

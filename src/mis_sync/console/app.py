@@ -79,7 +79,11 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
             status_code=code,
         )
         response.set_cookie(
-            CSRF_COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+            CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
             path=_base(request) or "/",
         )
         return response
@@ -98,7 +102,9 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
         for establishment in sources.establishments():
             if not may(user, establishment, "GET"):
                 continue
-            rows.append({"e": establishment, **queries.overview(sources.engine(establishment), establishment.id)})
+            rows.append(
+                {"e": establishment, **queries.overview(sources.engine(establishment), establishment.id)}
+            )
         return page(request, "dashboard.html", {"rows": rows, "user": user.get_name()})
 
     @app.get("/dag/{dag_id}", response_model=None)
@@ -159,7 +165,9 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
     @app.get("/e/{establishment_id}/users/{user_id}", response_class=HTMLResponse)
     def user_page(request: Request, user: User, establishment_id: str, user_id: int) -> HTMLResponse:
         establishment = establishment_for(request, user, establishment_id, "GET")
-        detail = queries.user_detail(request.app.state.sources.engine(establishment), establishment.id, user_id)
+        detail = queries.user_detail(
+            request.app.state.sources.engine(establishment), establishment.id, user_id
+        )
         if detail is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such user in this establishment")
         context = {"e": establishment, **detail, "may_edit": may(user, establishment, "PUT"), "error": None}
@@ -231,7 +239,9 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
         sources: ConsoleSources = request.app.state.sources
         keys = sources.keys(establishment)
         if keys is None:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"{establishment.id} does not issue initial passwords")
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"{establishment.id} does not issue initial passwords"
+            )
         engine = sources.engine(establishment)
         filters = queries.PasswordFilters(scope != "all", role, year_group, registration_group)
         ids = queries.password_user_ids(engine, establishment.id, filters)
@@ -242,7 +252,9 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
             groups = queries.registration_groups_of(engine, establishment.id, [r["username"] for r in rows])
             by_group: dict[str, list[dict[str, str]]] = {}
             for row in rows:
-                by_group.setdefault(groups.get(row["username"].lstrip("'"), "") or "No registration group", []).append(row)
+                by_group.setdefault(
+                    groups.get(row["username"].lstrip("'"), "") or "No registration group", []
+                ).append(row)
             return page(request, "slips.html", {"e": establishment, "groups": dict(sorted(by_group.items()))})
         headers = {"Content-Disposition": f'attachment; filename="passwords-{establishment.id}-{stamp}.csv"'}
         return Response(text.encode("utf-8-sig"), media_type="text/csv; charset=utf-8", headers=headers)

@@ -32,9 +32,8 @@ Access = Literal["GET", "PUT"]
 
 async def signed_in_user(request: Request) -> BaseUser:
     """The Airflow user of this request, or 401 (Airflow's own resolver, so tokens mean the same)."""
-    from fastapi.security import HTTPAuthorizationCredentials
-
     from airflow.api_fastapi.core_api.security import get_user
+    from fastapi.security import HTTPAuthorizationCredentials
 
     header = request.headers.get("authorization", "")
     scheme, _, credentials = header.partition(" ")

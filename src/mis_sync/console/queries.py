@@ -227,9 +227,7 @@ def user_detail(engine: Engine, establishment_id: str, user_id: int) -> dict[str
             .where(Membership.user_id == user_id)
             .order_by(Group.kind, Group.name)
         ).all()
-        has_password = connection.execute(
-            select(exists().where(Credential.user_id == user_id))
-        ).scalar_one()
+        has_password = connection.execute(select(exists().where(Credential.user_id == user_id))).scalar_one()
     return {
         "user": dict(user),
         "timeline": [dict(row._mapping) for row in timeline],

@@ -145,10 +145,10 @@ def export_passwords(
 
     Columns: username, display_name, role, year_group, initial_password; sorted by role, year group
     and username. ``run_id`` limits the export to passwords created by that run; ``user_ids`` to those
-    users (the console's filters: new since the last download, role, year, registration group). The file is created
-    readable by its owner only and appears complete or not at all. One audit row per export (who, how
-    many; never a password); each exported credential's ``exported_count`` goes up by one. A wrong key
-    raises ``CredentialKeyError`` before anything is written. Returns the number of rows.
+    users (the console's filters: new since the last download, role, year, registration group). The
+    file is created readable by its owner only and appears complete or not at all. One audit row per
+    export (who, how many; never a password); each exported credential's ``exported_count`` goes up by
+    one. A wrong key raises ``CredentialKeyError`` before anything is written. Returns the number of rows.
     """
     who = _actor(actor)
     now = now or datetime.now(UTC)

@@ -34,7 +34,10 @@ def filled_directory(folder: Path) -> str:
     url = f"sqlite:///{folder / 'directory.db'}"
     config = str(REPO / "include" / "establishments" / "demo-academy.yaml")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY", json.dumps({"conn_type": "generic", "password": KEY.decode()}))
+        patch.setenv(
+            "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY",
+            json.dumps({"conn_type": "generic", "password": KEY.decode()}),
+        )
         args = ["run", config, "--input", str(TINY), "--directory-url", url, "--work-dir", str(folder)]
         assert main(args) == 0
     return url

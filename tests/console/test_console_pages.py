@@ -11,13 +11,11 @@ from sqlalchemy import select
 from mis_sync.directory.credentials import Credential
 from mis_sync.directory.identity_store import ReservedUsername
 from mis_sync.directory.schema import AuditEntry, User
-from tests.integration.console_fixtures import (
+from tests.console.conftest import (
     ADMIN,
     DEMO_EDITOR,
     DEMO_VIEWER,
     Console,
-    console,  # noqa: F401  (fixture)
-    console_directory_url,  # noqa: F401  (fixture)
     form_token,
 )
 
@@ -74,7 +72,9 @@ def test_search_by_name_username_and_mis_id_with_filters(console: Console) -> No
 def test_search_filters_by_registration_group(console: Console) -> None:
     headers = console.headers("tech", DEMO_VIEWER)
     page = console.client.get("/misync/e/demo-academy/users", headers=headers).text
-    groups = re.findall(r"<option>([^<]+)</option>", page.split('name="registration_group"')[1].split("</select>")[0])
+    groups = re.findall(
+        r"<option>([^<]+)</option>", page.split('name="registration_group"')[1].split("</select>")[0]
+    )
     assert groups, "the registration groups of the school are offered"
     found = _search(console, headers, registration_group=groups[0])
     rows = re.findall(r"<tr><td><a href", found)
@@ -96,18 +96,27 @@ def test_rename_through_the_console_keeps_the_old_name_reserved(console: Console
     page = console.client.get(f"/misync/e/demo-academy/users/{user_id}", headers=headers)
     assert "Change the username" in page.text
     data = {"csrf_token": form_token(page.text), "new_username": "zwalsh", "reason": "name change"}
-    response = console.client.post(f"/misync/e/demo-academy/users/{user_id}/rename", headers=headers, data=data)
-    assert response.status_code == 303 and response.headers["location"] == f"/misync/e/demo-academy/users/{user_id}"
+    response = console.client.post(
+        f"/misync/e/demo-academy/users/{user_id}/rename", headers=headers, data=data
+    )
+    assert (
+        response.status_code == 303
+        and response.headers["location"] == f"/misync/e/demo-academy/users/{user_id}"
+    )
     with console.engine.connect() as connection:
         assert connection.execute(select(User.username).where(User.id == user_id)).scalar_one() == "zwalsh"
         reserved = connection.execute(select(ReservedUsername.username)).scalars().all()
-        audit = connection.execute(select(AuditEntry.reason).where(AuditEntry.action == "rename")).scalar_one()
+        audit = connection.execute(
+            select(AuditEntry.reason).where(AuditEntry.action == "rename")
+        ).scalar_one()
     assert "zobrien" in reserved
     assert "by airflow:it.tech" in audit, "the Airflow user, not a typed name"
     timeline = console.client.get(f"/misync/e/demo-academy/users/{user_id}", headers=headers).text
     assert "user rename username" in timeline and "zobrien → zwalsh" in timeline
     back = {**data, "new_username": "zobrien"}
-    refused = console.client.post(f"/misync/e/demo-academy/users/{user_id}/rename", headers=headers, data=back)
+    refused = console.client.post(
+        f"/misync/e/demo-academy/users/{user_id}/rename", headers=headers, data=back
+    )
     assert refused.status_code == 409 and "taken or reserved" in refused.text
 
 
@@ -116,7 +125,9 @@ def test_rename_refuses_an_invalid_username_and_changes_nothing(console: Console
     user_id = _user_id(console, "asmith")
     page = console.client.get(f"/misync/e/demo-academy/users/{user_id}", headers=headers)
     data = {"csrf_token": form_token(page.text), "new_username": "Not Valid!", "reason": "x"}
-    response = console.client.post(f"/misync/e/demo-academy/users/{user_id}/rename", headers=headers, data=data)
+    response = console.client.post(
+        f"/misync/e/demo-academy/users/{user_id}/rename", headers=headers, data=data
+    )
     assert response.status_code == 409 and "not a valid username" in response.text
     with console.engine.connect() as connection:
         assert connection.execute(select(User.username).where(User.id == user_id)).scalar_one() == "asmith"
@@ -143,9 +154,13 @@ def test_download_passwords_csv_new_since_last_download_and_audited(console: Con
     everyone = _download(console, headers, scope="all")
     assert len(list(csv.DictReader(io.StringIO(everyone.content.decode("utf-8-sig"))))) == 8
     with console.engine.connect() as connection:
-        reasons = connection.execute(
-            select(AuditEntry.reason).where(AuditEntry.action == "export").order_by(AuditEntry.id)
-        ).scalars().all()
+        reasons = (
+            connection.execute(
+                select(AuditEntry.reason).where(AuditEntry.action == "export").order_by(AuditEntry.id)
+            )
+            .scalars()
+            .all()
+        )
         counts = connection.execute(select(Credential.exported_count)).scalars().all()
     assert len(reasons) == 3 and all("by airflow:it.tech" in r for r in reasons)
     assert set(counts) == {2}

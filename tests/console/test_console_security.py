@@ -10,14 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from mis_sync.directory.schema import AuditEntry, User
-from tests.integration.console_fixtures import (
+from tests.console.conftest import (
     ADMIN,
     DEMO_EDITOR,
     DEMO_VIEWER,
     NOBODY,
     Console,
-    console,  # noqa: F401  (fixture)
-    console_directory_url,  # noqa: F401  (fixture)
     form_token,
 )
 
@@ -178,6 +176,6 @@ def test_no_personal_data_in_any_url_and_every_page_is_no_store(console: Console
     pages.append(console.client.get("/misync/e/demo-academy/passwords", headers=headers))
     for page in pages:
         assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
-        for url in re.findall(r'(?:href|action)="([^"]*)"', page.text) + [str(page.request.url)]:
+        for url in [*re.findall(r'(?:href|action)="([^"]*)"', page.text), str(page.request.url)]:
             assert not any(word in url.lower() for word in words), url
         assert 'method="get"' not in page.text.lower(), "no form puts its fields in a URL"
