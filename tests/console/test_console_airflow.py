@@ -6,14 +6,13 @@ in ``test_console_security.py`` with an auth manager that grants per DAG."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.console.conftest import KEY
+from tests.console.support import KEY, sqlite_copy
 
 USERS = "admin:admin,viewer:viewer,editor:user"
 
@@ -22,11 +21,7 @@ USERS = "admin:admin,viewer:viewer,editor:user"
 def airflow_client(console_directory_url: str, airflow_home: Path, tmp_path: Path) -> Iterator[TestClient]:
     from airflow.api_fastapi import app as airflow_app
 
-    copy = tmp_path / "directory.db"
-    source, target = sqlite3.connect(console_directory_url.removeprefix("sqlite:///")), sqlite3.connect(copy)
-    source.backup(target)
-    source.close()
-    target.close()
+    copy = sqlite_copy(console_directory_url, tmp_path)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(
             "AIRFLOW__CORE__AUTH_MANAGER",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mis_sync.directory.credentials import Credential
 from mis_sync.directory.identity_store import ReservedUsername
 from mis_sync.directory.schema import AuditEntry, User
-from tests.console.conftest import (
+from tests.console.support import (
     ADMIN,
     DEMO_EDITOR,
     DEMO_VIEWER,
@@ -67,6 +67,7 @@ def test_search_by_name_username_and_mis_id_with_filters(console: Console) -> No
     assert "zobrien" not in staff_only and "1 user(s)" not in staff_only
     year7 = _search(console, headers, year_group="7")
     assert "zobrien" in year7
+    assert "0 user(s)" in _search(console, headers, text="%"), "a typed wildcard matches only itself"
 
 
 def test_search_filters_by_registration_group(console: Console) -> None:
@@ -88,6 +89,7 @@ def test_user_page_shows_groups_and_a_timeline_with_reasons(console: Console) ->
     assert "Timeline" in html.text and "new in MIS" in html.text, "the creation and its reason"
     assert "membership add" in html.text, "class memberships appear on the timeline"
     assert "Change the username" not in html.text, "a viewer gets no rename form"
+    assert "asmith" not in html.text.split("Timeline")[1], "only this user's changes"
 
 
 def test_rename_through_the_console_keeps_the_old_name_reserved(console: Console) -> None:

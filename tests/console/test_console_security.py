@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mis_sync.directory.schema import AuditEntry, User
-from tests.console.conftest import (
+from tests.console.support import (
     ADMIN,
     DEMO_EDITOR,
     DEMO_VIEWER,

@@ -142,13 +142,13 @@ def search_users(engine: Engine, establishment_id: str, filters: UserFilters) ->
     ).add_columns(registration)
     conditions = [User.establishment_id == establishment_id]
     if text := filters.text.strip():
-        pattern = f"%{text.lower()}%"
+        needle = text.lower()  # autoescape: a typed % or _ matches itself, not anything
         conditions.append(
             or_(
-                func.lower(User.username).like(pattern),
-                func.lower(User.mis_id) == text.lower(),
-                func.lower(User.display_name).like(pattern),
-                func.lower(User.first_name + " " + User.last_name).like(pattern),
+                func.lower(User.username).contains(needle, autoescape=True),
+                func.lower(User.mis_id) == needle,
+                func.lower(User.display_name).contains(needle, autoescape=True),
+                func.lower(User.first_name + " " + User.last_name).contains(needle, autoescape=True),
             )
         )
     for column, value in ((User.role, filters.role), (User.year_group, filters.year_group)):
@@ -217,7 +217,10 @@ def user_detail(engine: Engine, establishment_id: str, user_id: int) -> dict[str
             )
             .where(
                 AuditEntry.establishment_id == establishment_id,
-                or_(AuditEntry.entity_key == user_key, AuditEntry.entity_key.like(f"% {user_key}")),
+                or_(
+                    AuditEntry.entity_key == user_key,
+                    AuditEntry.entity_key.endswith(f" {user_key}", autoescape=True),
+                ),
             )
             .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         ).all()
