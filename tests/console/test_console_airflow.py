@@ -86,3 +86,36 @@ def test_a_download_inside_airflow_is_audited_with_the_signed_in_user(airflow_cl
     assert response.status_code == 200 and response.content.decode("utf-8-sig").count("\n") == 9
     listed = airflow_client.get("/misync/e/demo-academy/passwords", headers=editor).text
     assert "by airflow:editor" in listed
+
+
+def test_the_dashboard_shows_the_next_run_airflow_scheduled(airflow_client: TestClient) -> None:
+    """Read from Airflow's own DAG table (what its UI shows), not guessed from the cron line."""
+    from datetime import UTC, datetime
+
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.utils.session import create_session
+
+    viewer = _sign_in(airflow_client, "viewer")
+    assert "not scheduled yet" in airflow_client.get("/misync/", headers=viewer).text
+    next_run = datetime(2026, 12, 4, 1, 30, tzinfo=UTC)
+    with create_session() as session:
+        if session.get(DagBundleModel, "console-tests") is None:
+            session.add(DagBundleModel(name="console-tests"))
+            session.flush()
+        session.merge(
+            DagModel(
+                dag_id="mis_sync__demo_academy",
+                bundle_name="console-tests",
+                is_paused=False,
+                next_dagrun_create_after=next_run,
+            )
+        )
+    try:
+        assert "2026-12-04T01:30:00+00:00" in airflow_client.get("/misync/", headers=viewer).text
+        with create_session() as session:
+            session.get(DagModel, "mis_sync__demo_academy").is_paused = True  # type: ignore[union-attr]
+        assert ">paused<" in airflow_client.get("/misync/", headers=viewer).text
+    finally:
+        with create_session() as session:
+            session.delete(session.get(DagModel, "mis_sync__demo_academy"))

@@ -98,13 +98,16 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def dashboard(request: Request, user: User) -> HTMLResponse:
         sources: ConsoleSources = request.app.state.sources
-        rows = []
-        for establishment in sources.establishments():
-            if not may(user, establishment, "GET"):
-                continue
-            rows.append(
-                {"e": establishment, **queries.overview(sources.engine(establishment), establishment.id)}
-            )
+        visible = [e for e in sources.establishments() if may(user, e, "GET")]
+        schedules = sources.schedules([e.dag_id for e in visible]) if visible else {}
+        rows = [
+            {
+                "e": establishment,
+                "schedule": schedules.get(establishment.dag_id, {}),
+                **queries.overview(sources.engine(establishment), establishment.id),
+            }
+            for establishment in visible
+        ]
         return page(request, "dashboard.html", {"rows": rows, "user": user.get_name()})
 
     @app.get("/dag/{dag_id}", response_model=None)

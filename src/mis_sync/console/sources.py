@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -17,11 +19,26 @@ from mis_sync.config import Establishment, discover
 from mis_sync.paths import establishments_dir
 
 
+def airflow_schedules(dag_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Next scheduled run and paused flag per DAG, from Airflow's metadata DB (what its UI shows)."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    query = select(DagModel.dag_id, DagModel.next_dagrun_create_after, DagModel.is_paused).where(
+        DagModel.dag_id.in_(dag_ids)
+    )
+    with create_session() as session:
+        rows = session.execute(query).all()
+    return {row.dag_id: {"next_run": row.next_dagrun_create_after, "paused": row.is_paused} for row in rows}
+
+
 @dataclass
 class ConsoleSources:
     establishments: Callable[[], list[Establishment]]
     engine: Callable[[Establishment], Engine]
     keys: Callable[[Establishment], list[bytes] | None]
+    schedules: Callable[[list[str]], dict[str, dict[str, datetime | bool | None]]] = airflow_schedules
 
     def find(self, establishment_id: str) -> Establishment | None:
         return next((e for e in self.establishments() if e.id == establishment_id), None)
