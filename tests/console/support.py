@@ -23,7 +23,7 @@ from mis_sync.console.app import create_app
 from mis_sync.console.sources import ConsoleSources
 from tests.helpers import REPO, TINY
 
-os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "console-tests-" + "x" * 40)
+os.environ.setdefault("AIRFLOW__API_AUTH__JWT_SECRET", "console-tests-" + "x" * 60)
 KEY = base64.urlsafe_b64encode(b"console-tests-fernet-key-32bytes")
 """Fixed, so every import of this module and every worker agrees (a test key, never a real one)."""
 

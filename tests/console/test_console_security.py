@@ -56,7 +56,7 @@ def test_a_forged_token_is_refused(console: Console, token: str) -> None:
 
 
 def test_a_token_signed_with_another_secret_is_refused(console: Console, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "another-secret-" + "y" * 40)
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "another-secret-" + "y" * 60)
     forged = console.token("admin", ADMIN)
     monkeypatch.undo()
     response = console.client.get("/misync/", headers={"Authorization": f"Bearer {forged}"})
