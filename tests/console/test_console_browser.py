@@ -102,6 +102,7 @@ def test_sign_in_search_timeline_rename_and_download(api_server: tuple[str, str]
         page.get_by_role("link", name="Users").click()
         page.get_by_label("Name, username or MIS id").fill("O'Brien")
         page.get_by_role("button", name="Search").click()
+        assert "user(s)" in page.content(), page.content()[-1500:]
         page.get_by_role("link", name="zobrien").click()
         assert page.get_by_role("heading", name="Timeline").is_visible()
         assert "new in MIS" in page.content()
