@@ -50,6 +50,15 @@ def test_establishment_page_shows_report_and_history(console: Console) -> None:
     assert "applied" in html
 
 
+def test_the_findings_page_of_the_latest_run_is_served(console: Console) -> None:
+    headers = console.headers("tech", DEMO_VIEWER)
+    establishment = console.client.get("/misync/e/demo-academy", headers=headers).text
+    assert 'href="/misync/e/demo-academy/findings"' in establishment
+    page = console.client.get("/misync/e/demo-academy/findings", headers=headers)
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    assert page.headers["content-type"].startswith("text/html") and "<table" in page.text
+
+
 def test_the_dag_page_view_opens_its_establishment(console: Console) -> None:
     headers = console.headers("tech", DEMO_VIEWER)
     response = console.client.get("/misync/dag/mis_sync__demo_academy", headers=headers)

@@ -28,6 +28,7 @@ def _routes(school: str) -> list[tuple[str, str, str]]:
     return [
         ("GET", f"/misync/e/{school}", "read"),
         ("GET", f"/misync/dag/{dag}", "read"),
+        ("GET", f"/misync/e/{school}/findings", "read"),
         ("GET", f"/misync/e/{school}/users", "read"),
         ("POST", f"/misync/e/{school}/users", "read"),
         ("GET", f"/misync/e/{school}/users/{DEMO_USER_ID}", "read"),
@@ -91,8 +92,9 @@ def test_authorisation_matrix(console: Console, grants: dict, school: str, allow
     for method, path, access in _routes(school):
         code = _status(console, grants, method, path)
         if allowed[access]:
-            # other-school has no user 1: found-nothing (404) only after access was granted
-            expected = {200, 303} if school == "demo-academy" or "/users/" not in path else {404}
+            # other-school has no user 1 and no run: not found (404) only after access was granted
+            no_data = school == "other-school" and ("/users/" in path or path.endswith("/findings"))
+            expected = {404} if no_data else {200, 303}
             assert code in expected, (method, path, code)
         else:
             assert code == 403, (method, path, code)

@@ -33,6 +33,7 @@ from mis_sync.console.auth import (
 )
 from mis_sync.console.sources import ConsoleSources, airflow_sources
 from mis_sync.errors import SetupError
+from mis_sync.pipeline import latest_report
 
 TEMPLATES = Path(__file__).with_name("templates")
 SECURITY_HEADERS = {
@@ -131,6 +132,19 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
             "may_edit": may(user, establishment, "PUT"),
         }
         return page(request, "establishment.html", context)
+
+    @app.get("/e/{establishment_id}/findings", response_model=None)
+    def findings(request: Request, user: User, establishment_id: str) -> Response:
+        """The data manager's findings page of the latest run, served here instead of a server path."""
+        establishment = establishment_for(request, user, establishment_id, "GET")
+        sources: ConsoleSources = request.app.state.sources
+        report = latest_report(sources.engine(establishment), establishment.id)
+        page_bytes = (
+            sources.findings_page(str(report["run_folder"])) if report and report.get("run_folder") else None
+        )
+        if page_bytes is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "the latest run has no findings page")
+        return Response(page_bytes, media_type="text/html; charset=utf-8")
 
     def users_page(request: Request, user: Any, establishment: Any, filters: queries.UserFilters | None):
         engine = request.app.state.sources.engine(establishment)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -33,12 +34,33 @@ def airflow_schedules(dag_ids: list[str]) -> dict[str, dict[str, Any]]:
     return {row.dag_id: {"next_run": row.next_dagrun_create_after, "paused": row.is_paused} for row in rows}
 
 
+def read_findings_page(run_folder: str) -> bytes | None:
+    """The data manager's findings page a run wrote (local folder or the run storage's object store)."""
+    from mis_sync.quality.report import HTML_NAME
+
+    folder: Any
+    if "://" in run_folder:
+        from airflow.sdk import ObjectStoragePath
+        from airflow.sdk.configuration import conf
+
+        conn_id = conf.get("misync", "run_storage_conn_id", fallback=None) or None
+        folder = ObjectStoragePath(run_folder, conn_id=conn_id)
+    else:
+        folder = Path(run_folder)
+    page = folder / "validated" / HTML_NAME
+    if not page.exists():
+        return None
+    with page.open("rb") as handle:
+        return bytes(handle.read())
+
+
 @dataclass
 class ConsoleSources:
     establishments: Callable[[], list[Establishment]]
     engine: Callable[[Establishment], Engine]
     keys: Callable[[Establishment], list[bytes] | None]
     schedules: Callable[[list[str]], dict[str, dict[str, datetime | bool | None]]] = airflow_schedules
+    findings_page: Callable[[str], bytes | None] = read_findings_page
 
     def find(self, establishment_id: str) -> Establishment | None:
         return next((e for e in self.establishments() if e.id == establishment_id), None)
