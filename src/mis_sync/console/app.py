@@ -25,7 +25,7 @@ from mis_sync.console.auth import (
     CSRF_COOKIE,
     CSRF_FIELD,
     check_same_site,
-    csrf_token,
+    csrf_token as browser_form_token,
     may,
     require,
     signed_in_user,
@@ -72,7 +72,7 @@ def create_app(sources: ConsoleSources | None = None) -> FastAPI:
         )
 
     def page(request: Request, name: str, context: dict[str, Any], code: int = 200) -> HTMLResponse:
-        token = csrf_token(request)
+        token = browser_form_token(request)
         response = templates.TemplateResponse(
             request,
             name,
