@@ -24,8 +24,8 @@ from mis_sync.console import queries
 from mis_sync.console.auth import (
     CSRF_COOKIE,
     CSRF_FIELD,
+    browser_form_token,
     check_same_site,
-    csrf_token as browser_form_token,
     may,
     require,
     signed_in_user,

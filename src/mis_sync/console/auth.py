@@ -72,7 +72,7 @@ def user_name(user: BaseUser) -> str:
     return f"airflow:{user.get_name()}"
 
 
-def csrf_token(request: Request) -> str:
+def browser_form_token(request: Request) -> str:
     """This browser's double-submit token (the cookie's value, or a new one the page will set)."""
     existing = request.cookies.get(CSRF_COOKIE, "")
     return existing if len(existing) >= 32 else secrets.token_urlsafe(32)
