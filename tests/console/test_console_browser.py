@@ -94,6 +94,12 @@ def test_sign_in_search_timeline_rename_and_download(api_server: tuple[str, str]
         page.locator('button[type="submit"]').click()
         page.wait_for_url(lambda url: "/auth/login" not in url, timeout=30_000)
 
+        # Airflow's own UI: the plugin's navigation entry opens the console in its page
+        page.goto(f"{base}/plugin/mis-sync")
+        console_frame = page.frame_locator("iframe").first
+        console_frame.get_by_role("heading", name="MIS Sync").wait_for(timeout=30_000)
+        assert console_frame.get_by_role("link", name="Demo Academy").is_visible()
+
         page.goto(f"{base}/misync/")
         assert page.get_by_role("heading", name="MIS Sync").is_visible()
         page.get_by_role("link", name="Demo Academy").click()
