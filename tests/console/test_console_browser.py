@@ -46,6 +46,11 @@ def api_server(console_directory_url: str, airflow_home: Path, tmp_path: Path) -
         "AIRFLOW_CONN_MISYNC_CREDENTIALS_KEY": json.dumps({"conn_type": "generic", "password": KEY.decode()}),
     }
     airflow = Path(sys.executable).with_name("airflow")
+    # The DAGs in Airflow's DB, so the establishment's DAG page (and its MIS Sync tab) exists.
+    parsed = subprocess.run(
+        [str(airflow), "dags", "reserialize"], env=env, capture_output=True, text=True, check=False
+    )
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
     log = (tmp_path / "api-server.log").open("w")
     server = subprocess.Popen(
         [str(airflow), "api-server", "--port", str(port), "--host", "127.0.0.1"],
@@ -99,6 +104,11 @@ def test_sign_in_search_timeline_rename_and_download(api_server: tuple[str, str]
         console_frame = page.frame_locator("iframe").first
         console_frame.get_by_role("heading", name="MIS Sync").wait_for(timeout=30_000)
         assert console_frame.get_by_role("link", name="Demo Academy").is_visible()
+
+        # the tab on the establishment's DAG page opens that establishment
+        page.goto(f"{base}/dags/mis_sync__demo_academy/plugin/mis-sync-establishment")
+        dag_frame = page.frame_locator("iframe").first
+        dag_frame.get_by_role("heading", name="Run history").wait_for(timeout=30_000)
 
         page.goto(f"{base}/misync/")
         assert page.get_by_role("heading", name="MIS Sync").is_visible()
