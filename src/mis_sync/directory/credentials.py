@@ -131,14 +131,16 @@ def export_passwords(
     run_id: str | None = None,
     *,
     now: datetime | None = None,
+    user_ids: Sequence[int] | None = None,
 ) -> int:
     """Write the initial passwords of the establishment's active users to a CSV ("Download Passwords").
 
     Columns: username, display_name, role, year_group, initial_password; sorted by role, year group
-    and username. ``run_id`` limits the export to passwords created by that run. The file is created
-    readable by its owner only and appears complete or not at all. One audit row per export (who, how
-    many; never a password); each exported credential's ``exported_count`` goes up by one. A wrong key
-    raises ``CredentialKeyError`` before anything is written. Returns the number of rows.
+    and username. ``run_id`` limits the export to passwords created by that run; ``user_ids`` to those
+    users (the console's filters: new since the last download, role, year, registration group). The
+    file is created readable by its owner only and appears complete or not at all. One audit row per
+    export (who, how many; never a password); each exported credential's ``exported_count`` goes up by
+    one. A wrong key raises ``CredentialKeyError`` before anything is written. Returns the number of rows.
     """
     who = _actor(actor)
     now = now or datetime.now(UTC)
@@ -160,11 +162,19 @@ def export_passwords(
     )
     if run_id is not None:
         statement = statement.where(Credential.created_run == run_id)
+    selected = None if user_ids is None else sorted({int(i) for i in user_ids})
 
     tmp_name: str | None = None
     try:
         with engine.begin() as connection:
-            rows = connection.execute(statement).all()
+            if selected is None:
+                rows = connection.execute(statement).all()
+            else:
+                rows = [
+                    row
+                    for chunk in _chunks(selected)
+                    for row in connection.execute(statement.where(Credential.user_id.in_(chunk))).all()
+                ]
             rows.sort(key=lambda r: (ROLE_ORDER.get(r.role, 9), _year_key(r.year_group), r.username))
             records = [
                 [r.username, r.display_name, r.role, r.year_group, decrypt_password(r.ciphertext, box)]
@@ -190,6 +200,8 @@ def export_passwords(
             for chunk in _chunks(ids):
                 connection.execute(bump, [{"uid": uid} for uid in chunk])
             scope = f"created in run {run_id}" if run_id is not None else "all active users"
+            if selected is not None:
+                scope = f"{len(selected)} selected user(s)" + (f", run {run_id}" if run_id else "")
             connection.execute(
                 insert(AuditEntry).values(
                     establishment_id=establishment_id,
