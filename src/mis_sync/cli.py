@@ -392,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--directory-url")
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=cmd_report)
+
+    from mis_sync.privacy.commands import register as register_privacy_commands
+
+    register_privacy_commands(sub)  # housekeeping, export-person, erase-person
     return parser
 
 
