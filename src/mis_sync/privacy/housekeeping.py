@@ -19,11 +19,11 @@ from sqlalchemy import Engine
 from mis_sync.config import Establishment
 from mis_sync.privacy.directory_retention import directory_retention, run_times
 from mis_sync.privacy.retention import carry_out, plan_run_storage
+from mis_sync.privacy.settings import HOUSEKEEPING_DAG_ID  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 RUN_STORAGE_DEFAULT = "misync-runs"
-HOUSEKEEPING_DAG_ID = "mis_sync__housekeeping"
 
 
 def run_storage_base() -> Any:

@@ -13,7 +13,7 @@ import pendulum
 
 from mis_sync.config import TIMEZONE, discover
 from mis_sync.paths import establishments_dir
-from mis_sync.privacy.housekeeping import HOUSEKEEPING_DAG_ID
+from mis_sync.privacy.settings import HOUSEKEEPING_DAG_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG

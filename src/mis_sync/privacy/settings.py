@@ -12,6 +12,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 Days = Annotated[int, Field(ge=1, le=3650)]
+HOUSEKEEPING_DAG_ID = "mis_sync__housekeeping"
 
 
 class RetentionSettings(BaseModel):
