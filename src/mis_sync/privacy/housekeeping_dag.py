@@ -67,7 +67,7 @@ def build_housekeeping_dag() -> DAG:
         params={"dry_run": Param(False, type="boolean", description="Count what would go; remove nothing.")},
     ) as dag:
 
-        @task(max_active_tis_per_dagrun=2)
+        @task(max_active_tis_per_dagrun=2, multiple_outputs=False)
         def housekeep(file_name: str) -> dict[str, int]:
             from datetime import UTC, datetime
 
