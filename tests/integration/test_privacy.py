@@ -161,6 +161,13 @@ def test_export_then_erase_round_trip(school, capsys, caplog) -> None:  # type: 
             None,
         )
 
+    second = tmp / "erasure-again"
+    assert (
+        main(_cli("erase-person", *common, "--run-storage", str(tmp / "runs"), "--record", str(second))) == 0
+    )
+    rerun = json.loads((second / "erasure-record.json").read_text())["removed"]
+    assert rerun["run_storage"]["rows_removed"] == 0 and rerun["directory"]["stored_credentials"] == 0
+
     printed = capsys.readouterr()
     for value in _personal_values(pupil):
         assert value not in caplog.text and value not in printed.out and value not in printed.err
