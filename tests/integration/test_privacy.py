@@ -205,3 +205,36 @@ def test_unknown_person_is_named_by_id_only(school, capsys) -> None:  # type: ig
     assert code == 2
     err = capsys.readouterr().err
     assert "no directory user" in err and "nobody.here" not in err
+
+
+def test_export_matches_ids_literally(directory_url: str) -> None:
+    """LIKE wildcards in MIS ids or usernames (``_``) never pull in someone else's history or accounts."""
+    from mis_sync.privacy.subject_access import collect, find_person
+
+    engine = make_engine(directory_url)
+    migrate(engine)
+    now = dt.datetime.now(dt.UTC)
+    with engine.begin() as c:
+        for mis_id, username in (("P_1", "a_b"), ("PX1", "axb")):
+            c.execute(
+                insert(User).values(
+                    establishment_id="e", person_kind="pupil", mis_id=mis_id, role="pupil", username=username,
+                    status="active", created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+            c.execute(
+                insert(AuditEntry).values(
+                    establishment_id="e", run_id="r", at=now, entity="membership",
+                    entity_key=f"membership:G/2026 user:pupil:{mis_id}", action="add", field="role",
+                    old_value=None, new_value="member", reason="in MIS",
+                )
+            )  # fmt: skip
+            c.execute(
+                insert(TargetUser).values(
+                    establishment_id="e", target="microsoft365", user_key=f"{username}@x.example",
+                    remote_id=f"id-{mis_id}", resolved_at=now,
+                )
+            )  # fmt: skip
+    sections = collect(engine, find_person(engine, "e", mis_id="P_1"))
+    assert [h["entity_key"] for h in sections["history"]] == ["membership:G/2026 user:pupil:P_1"]
+    assert [t["remote_id"] for t in sections["target_accounts"]] == ["id-P_1"]

@@ -28,7 +28,7 @@ from mis_sync.directory.schema import AuditEntry, Membership, SyncState, TargetU
 from mis_sync.errors import DataError
 from mis_sync.privacy.directory_retention import pseudonymise_audit_values
 from mis_sync.privacy.person_files import on_roll_in_latest_extract, rewrite_run_storage
-from mis_sync.privacy.subject_access import ENTITY_OF_KIND, Person, _principal
+from mis_sync.privacy.subject_access import ENTITY_OF_KIND, Person, _principal, like, literal
 from mis_sync.quality.schema import QualityFinding
 from mis_sync.storage import safe_segment
 
@@ -97,7 +97,7 @@ def erase_person(
                     or_(
                         (QualityFinding.entity == entity) & (QualityFinding.mis_id == person.mis_id),
                         (QualityFinding.entity == "memberships")
-                        & QualityFinding.mis_id.like(f"%/{person.mis_id}/%"),
+                        & like(QualityFinding.mis_id, f"%/{literal(person.mis_id)}/%"),
                     ),
                 )
             ).rowcount,
@@ -118,7 +118,8 @@ def erase_person(
             k
             for (k,) in c.execute(
                 select(AuditEntry.entity_key).where(
-                    AuditEntry.establishment_id == est, AuditEntry.entity_key.like(f"% {person.audit_key}")
+                    AuditEntry.establishment_id == est,
+                    like(AuditEntry.entity_key, f"% {literal(person.audit_key)}"),
                 )
             ).all()
         ]

@@ -95,9 +95,18 @@ def _rows(connection: Connection, query: Any) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in connection.execute(query)]
 
 
+def literal(value: str) -> str:
+    """``value`` for a LIKE pattern (escape ``\\``): MIS ids and usernames may hold ``_`` or ``%``."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def like(column: Any, pattern: str) -> Any:
+    return column.like(pattern, escape="\\")
+
+
 def _principal(column: Any, username: str) -> Any:
     """Target user keys are principal names: the username, or ``username@domain``."""
-    return or_(column == username, column.like(f"{username}@%"))
+    return or_(column == username, like(column, f"{literal(username)}@%"))
 
 
 def collect(engine: Engine, person: Person) -> dict[str, list[dict[str, Any]]]:
@@ -123,7 +132,7 @@ def collect(engine: Engine, person: Person) -> dict[str, list[dict[str, Any]]]:
                 )
                 .where(
                     AuditEntry.establishment_id == est,
-                    or_(AuditEntry.entity_key == key, AuditEntry.entity_key.like(f"% {key}")),
+                    or_(AuditEntry.entity_key == key, like(AuditEntry.entity_key, f"% {literal(key)}")),
                 )
                 .order_by(AuditEntry.id),
             ),
@@ -169,7 +178,7 @@ def collect(engine: Engine, person: Person) -> dict[str, list[dict[str, Any]]]:
                     or_(
                         (QualityFinding.entity == entity) & (QualityFinding.mis_id == person.mis_id),
                         (QualityFinding.entity == "memberships")
-                        & QualityFinding.mis_id.like(f"%/{person.mis_id}/%"),
+                        & like(QualityFinding.mis_id, f"%/{literal(person.mis_id)}/%"),
                     ),
                 ),
             ),
