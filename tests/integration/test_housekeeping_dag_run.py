@@ -77,3 +77,13 @@ def test_housekeeping_dag_removes_expired_run_files(
     counts = value if isinstance(value, dict) else json.loads(value)
     assert counts["extracts_files"] == 1 and counts["plans_files"] == 1
     assert all(isinstance(v, int) for v in counts.values()), "counts only"
+
+    from mis_sync.cli import main
+
+    args = ["housekeeping", "--directory-url", url, "--run-storage", str(runs), "--airflow-xcom-days", "0"]
+    assert main([*args, "--dry-run"]) == 0
+    with create_session() as session:
+        assert session.execute(select(XComModel.key).where(XComModel.dag_id == dag.dag_id)).all(), "dry run"
+    assert main(args) == 0
+    with create_session() as session:
+        assert session.execute(select(XComModel.key).where(XComModel.dag_id == dag.dag_id)).all() == []

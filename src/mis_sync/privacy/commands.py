@@ -55,6 +55,15 @@ def cmd_housekeeping(args: argparse.Namespace) -> int:
         counts = housekeep_establishment(config, _engine(args, config), storage, now, dry_run=args.dry_run)
         label = "would remove" if args.dry_run else "removed"
         print(f"{config.id}: {label} " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if args.airflow_xcom_days is not None:
+        from mis_sync.privacy.airflow_clean import clean_xcom
+        from mis_sync.privacy.settings import HOUSEKEEPING_DAG_ID
+
+        before = now - dt.timedelta(days=args.airflow_xcom_days)
+        dag_ids = [c.dag_id for c in wanted] + ([HOUSEKEEPING_DAG_ID] if not args.establishment else [])
+        code = clean_xcom(dag_ids, before, dry_run=args.dry_run)
+        print(f"airflow db clean (xcom of {len(dag_ids)} DAG(s) before {before:%Y-%m-%d}): exit {code}")
+        return 1 if code else 0
     return 0
 
 
@@ -116,6 +125,11 @@ def register(sub: Any) -> None:
         "--run-storage", help="local run storage folder (default: Airflow's [misync] run_storage)"
     )
     house.add_argument("--directory-url")
+    house.add_argument(
+        "--airflow-xcom-days",
+        type=int,
+        help="also run `airflow db clean` on these DAGs' XCom older than this many days",
+    )
     house.set_defaults(func=cmd_housekeeping)
 
     export = sub.add_parser("export-person", help="subject access: everything held about one person")
