@@ -461,6 +461,10 @@ def build_parser() -> argparse.ArgumentParser:
     from mis_sync.identity.cli import add_identity_commands
 
     add_identity_commands(sub)
+
+    from mis_sync.privacy.commands import register as register_privacy_commands
+
+    register_privacy_commands(sub)  # housekeeping, export-person, erase-person
     return parser
 
 

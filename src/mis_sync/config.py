@@ -20,6 +20,7 @@ from mis_sync.display_names import (
 )
 from mis_sync.linking.settings import LinkThresholds, LinkWeights
 from mis_sync.passwords import PasswordPolicies
+from mis_sync.privacy.settings import RetentionSettings
 from mis_sync.targets.settings import TargetsConfig
 from mis_sync.usernames import ROLES, UsernamePolicy, expand_staff_shorthand
 
@@ -197,6 +198,7 @@ class Establishment(_Strict):
     accounts: AccountsConfig = AccountsConfig()
     safety: SafetyLimits = SafetyLimits()
     targets: TargetsConfig = TargetsConfig()
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("laestab", mode="before")
     @classmethod

@@ -117,11 +117,21 @@ def report_stage(ctx: RunContext, *, dry_run: bool, rejected: bool = False) -> d
         "targets": _target_summaries(ctx),
         "source_limits": source_limits(ctx.establishment.mis.type, ctx.establishment.mis.source),
     }
+    report["lineage"] = _lineage(ctx)
     storage.write_json(ctx.folder, "report.json", report)
     _record_run(ctx.engine, report)
     for line in render_report(report).splitlines():
         log.info("%s", line)
     return report
+
+
+def _lineage(ctx: RunContext) -> dict[str, Any]:
+    """``lineage.json``: which MIS fields flowed to which directory fields and target attributes."""
+    from mis_sync.privacy.lineage import write_lineage
+
+    configured = {t: getattr(ctx.establishment.targets, t) for t in ("microsoft365", "google_classroom")}
+    targets = {t: bool(getattr(c, "provision_accounts", False)) for t, c in configured.items() if c.enabled}
+    return write_lineage(ctx.folder, storage.read_extract(ctx.folder / "validated").tables, targets)
 
 
 def source_limits(mis_type: str, source: str) -> list[str]:
@@ -255,6 +265,11 @@ def render_report(report: dict[str, Any]) -> str:
         *([f"  notes:        {fmt(report['notes'])}"] if report.get("notes") else []),
         f"  directory writes: {report['writes']}",
     ]
+    if lineage := report.get("lineage"):
+        lines.append(
+            f"  lineage: {lineage['mis_fields_used']} MIS fields → {lineage['directory_fields_fed']} "
+            f"directory fields → target attributes {fmt(lineage['target_attributes'])} (lineage.json)"
+        )
     for limit in report.get("source_limits", []):
         lines.append(f"  note: {limit}")
     for target, t in report.get("targets", {}).items():

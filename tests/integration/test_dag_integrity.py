@@ -16,6 +16,8 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.airflow
 
 ESTABLISHMENTS = REPO / "include" / "establishments"
+HOUSEKEEPING = "mis_sync__housekeeping"
+"""Loaded beside the establishments' DAGs by dags/mis_sync_housekeeping.py (see test_housekeeping_dag)."""
 
 
 def _dagbag(establishments: Path | None = None, monkeypatch: pytest.MonkeyPatch | None = None):  # type: ignore[no-untyped-def]
@@ -30,7 +32,7 @@ def test_every_shipped_establishment_loads_without_import_errors() -> None:
     bag = _dagbag()
     assert bag.import_errors == {}
     expected = {f"mis_sync__{p.stem.replace('-', '_')}" for p in ESTABLISHMENTS.glob("*.yaml")}
-    assert expected and set(bag.dag_ids) == expected
+    assert expected and set(bag.dag_ids) == expected | {HOUSEKEEPING}
 
 
 def test_broken_file_breaks_only_its_own_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,7 +43,7 @@ def test_broken_file_breaks_only_its_own_dag(tmp_path: Path, monkeypatch: pytest
         "id: broken-school\nname: Broken\nlaestab: '123'\nmis: {type: file_drop, connection_id: x}\n"
     )
     bag = _dagbag(tmp_path, monkeypatch)
-    assert set(bag.dag_ids) == {"mis_sync__demo_academy", "mis_sync__second_school"}
+    assert set(bag.dag_ids) == {"mis_sync__demo_academy", "mis_sync__second_school", HOUSEKEEPING}
     [message] = bag.import_errors.values()
     assert "broken-school.yaml" in message and "laestab" in message and "pattern" in message
 
@@ -161,7 +163,7 @@ def test_task_process_builds_only_its_own_dag(tmp_path: Path) -> None:
         (tmp_path / f"{school}.yaml").write_text(text)
     (tmp_path / "broken-school.yaml").write_text("id: [not valid\n")
     everything = _probe({"MISYNC_ESTABLISHMENTS_DIR": str(tmp_path)})
-    assert everything["dags"] == ["mis_sync__alpha_school", "mis_sync__beta_school"]
+    assert everything["dags"] == ["mis_sync__alpha_school", "mis_sync__beta_school", HOUSEKEEPING]
     assert everything["errors"]
     only_beta = _probe(
         {
