@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mis_sync.csv_cells import safe_frame
 from mis_sync.model import EnrolmentStatus
 from mis_sync.privacy.files import walk_files
 
@@ -100,7 +101,7 @@ def _rewrite_csv(path: Any, person: Person) -> int:
     removed = int(mask.sum())
     if removed:
         with path.open("w") as handle:
-            handle.write(frame[~mask].to_csv(index=False, lineterminator="\n"))
+            handle.write(safe_frame(frame[~mask]).to_csv(index=False, lineterminator="\n"))
     return removed
 
 

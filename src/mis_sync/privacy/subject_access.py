@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, or_, select
 
+from mis_sync.csv_cells import safe_cell
 from mis_sync.directory.credentials import Credential
 from mis_sync.directory.identity_store import ExistingUser
 from mis_sync.directory.schema import (
@@ -261,7 +262,8 @@ def write_export(
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: _text(v) for k, v in row.items()} for row in rows)
+        # a parent may read this in a spreadsheet: MIS values never run as formulas (mis_sync.csv_cells)
+        writer.writerows({k: safe_cell(_text(v)) for k, v in row.items()} for row in rows)
         path = out / f"{name}.csv"
         _private_write(path, buffer.getvalue())
         written.append(path)
