@@ -1,4 +1,5 @@
-"""Nothing lost (issue 12, scenarios 1–4): the breakers and the brake guard every kind of change.
+"""Nothing lost (issue 12, scenarios 1–4 and 6): the breakers and the brake guard every kind of change,
+and a record's own fault quarantines that record, never the school.
 
 Each scenario runs a generated secondary (1,020 pupils, 481 groups, 13,474 memberships) through the
 real stages and both emulated targets (``tests.nights``). Before these fixes: a memberships file cut to
@@ -185,6 +186,38 @@ def test_scenario_3_held_suspensions_keep_every_membership_everywhere(school: Sc
         assert school.in_targets(upns) == {"microsoft365": 0, "google_classroom": 0}, "fan-out followed"
 
 
+def test_scenario_6_record_faults_quarantine_their_records_and_the_night_goes_on(school: School) -> None:
+    """Six unparseable dates of birth and one membership with an unknown role code: those records are
+    quarantined and keep everything (directory, Microsoft 365, Classroom); leavers still leave."""
+    school.next_snapshot()
+    on_roll = school.on_roll()
+    faulty = set(on_roll["PupilId"].iloc[10:16])
+    pupils = school.table("pupils")
+    pupils.loc[pupils["PupilId"].isin(faulty), "DateOfBirth"] = [
+        "31/02/2013", "unknown", "2013-13-01", "x", "2013-02-30", "01-01-2013",
+    ]  # fmt: skip
+    school.write("pupils", pupils)
+    memberships = school.table("memberships")
+    row = memberships[memberships["Role"] == "pupil"].index[50]
+    odd_role = str(memberships.loc[row, "PersonId"])
+    memberships.loc[row, "Role"] = "stoodent"
+    school.write("memberships", memberships)
+    leavers = set(sorted(set(on_roll["PupilId"]) - faulty - {odd_role})[:3])
+    school.remove_pupils(leavers)
+    kept, upns = school.memberships_of(faulty | {odd_role}), school.upns(faulty | {odd_role})
+    in_targets = school.in_targets(upns)
+    assert kept and in_targets["microsoft365"] and in_targets["google_classroom"]
+
+    report = school.night()
+
+    assert report["outcome"] == "applied" and report["hold"] is None, "the school's night goes on"
+    assert report["quarantined"] == {"pupils.value_unreadable": 6, "memberships.code_unknown": 1}
+    assert report["users_by_role"]["pupil"]["suspended"] == 3, "leavers are processed as usual"
+    assert school.memberships_of(faulty | {odd_role}) == kept, "quarantined records keep their classes"
+    assert school.in_targets(upns) == in_targets, "in Microsoft 365 and Classroom too"
+    assert school.in_targets(school.upns(leavers)) == {"microsoft365": 0, "google_classroom": 0}
+
+
 def test_scenario_4_repeated_small_losses_are_held_within_the_window(school: School) -> None:
     pupils = len(school.on_roll())
     held_on = None
@@ -206,7 +239,7 @@ def test_scenario_4_repeated_small_losses_are_held_within_the_window(school: Sch
     assert school.counts()["suspended"] < 0.1 * pupils, "never 17 % of the school without approval"
 
 
-def test_cli_run_marks_a_held_run_and_exits_3(
+def test_cli_run_marks_a_held_run_and_exits_5(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Issue 13 item 17: a held run is not a plain success in the CLI's exit summary either."""
