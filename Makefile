@@ -19,6 +19,10 @@ EMULATOR_CONN_EXTRA := {"tenant_id": "00000000-0000-0000-0000-000000000000", "al
 	"graph.microsoft.com", "base_url": "http://127.0.0.1:$(EMULATOR_PORT)/v1.0/"}
 EMULATOR_CONN := {"conn_type": "msgraph", "login": "demo-client-id", "password": "demo-secret", \
 	"extra": $(EMULATOR_CONN_EXTRA)}
+CLASSROOM_PORT := 18766
+CLASSROOM_CONN_EXTRA := {"api_endpoint": "http://127.0.0.1:$(CLASSROOM_PORT)/", \
+	"subject": "it.admin@demo-academy.example"}
+CLASSROOM_CONN := {"conn_type": "generic", "extra": $(CLASSROOM_CONN_EXTRA)}
 # Both emulators in the background, stopped together (each saves its state on SIGTERM); a busy port
 # stops the demo at once. Ports: make demo EMULATOR_PORT=… CLASSROOM_PORT=…
 export BIN EMULATOR_PORT CLASSROOM_PORT

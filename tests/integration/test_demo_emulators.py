@@ -4,6 +4,7 @@ together, and a busy port stops the demo at once instead of letting its DAG talk
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -80,3 +81,25 @@ def test_a_busy_port_fails_fast_and_leaves_nothing_running(
     # the Graph emulator that did start was stopped again: its port is free
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", int(env["EMULATOR_PORT"])))
+
+
+def _make_dry_run(*settings: str) -> str:
+    """``make -n demo``: the commands it would run, with the Makefile's variables expanded."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAKE", "MFLAGS"))}
+    command = ["make", "-n", "demo", f"BIN={Path(sys.executable).parent}", *settings]
+    return subprocess.run(
+        command, cwd=SCRIPT.parents[1], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_passes_both_ports_to_the_emulators_and_their_connections() -> None:
+    """The Makefile's settings reach the script and the demo's Connections (a variable lost in an edit
+    once started the Classroom emulator with ``--port ''``); both ports can be changed."""
+    default = _make_dry_run()
+    assert "tools/demo-emulators.sh start" in default
+    assert '"base_url": "http://127.0.0.1:18765/v1.0/"' in default and "(port 18765)" in default
+    assert '"api_endpoint": "http://127.0.0.1:18766/"' in default and "(port 18766)" in default
+    moved = _make_dry_run("EMULATOR_PORT=19001", "CLASSROOM_PORT=19002")
+    assert '"base_url": "http://127.0.0.1:19001/v1.0/"' in moved
+    assert '"api_endpoint": "http://127.0.0.1:19002/"' in moved
