@@ -99,6 +99,12 @@ def run_guarded(command: Callable[[], int], stderr: TextIO | None = None) -> int
     err = stderr or sys.stderr
     try:
         return int(command())
+    except BrokenPipeError:
+        # the reader stopped early (``misync report | head``): it has what it wanted, so no error; the
+        # rest of the output goes nowhere, so Python's own flush at exit cannot fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return OK
     except (Exception, KeyboardInterrupt) as exc:
         code, what, hint = classify(exc)
         print(f"misync: error: {what}", file=err)

@@ -267,3 +267,32 @@ def test_identity_decisions_are_recorded_and_reported(tmp_path: Path, capsys) ->
         decisions = load_identity_decisions(connection, "demo-academy")
     assert list(decisions["decision"]) == ["same", "clear"]
     assert set(decisions["new_mis_id"]) == {"NEW1"} and isinstance(decisions, pd.DataFrame)
+
+
+def test_check_data_on_a_missing_folder_names_it(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "no-such-export"
+    assert main(["check-data", "--input", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"folder not found: {missing}" in err and "Traceback" not in err
+
+
+def test_output_cut_short_by_its_reader_ends_quietly() -> None:
+    """``misync report | head``: the reader closing the pipe early is no error and no traceback."""
+    import subprocess
+    import sys
+
+    # more output than a pipe holds, through the same guard every misync command runs under
+    script = (
+        "import sys; from mis_sync.cli_errors import run_guarded;"
+        "sys.exit(run_guarded(lambda: [print('x' * 100) for _ in range(20000)] and 0))"
+    )
+    reader = "import sys; sys.stdin.readline()"  # reads one line, then closes the pipe
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    with subprocess.Popen([sys.executable, "-c", script], **pipes) as cli:  # type: ignore[call-overload]
+        first = subprocess.run([sys.executable, "-c", reader], stdin=cli.stdout, check=True)
+        cli.stdout.close()
+        err = cli.stderr.read().decode()
+        code = cli.wait(timeout=60)
+    assert first.returncode == 0
+    assert code == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "error" not in err

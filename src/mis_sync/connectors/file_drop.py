@@ -28,7 +28,9 @@ class FileDropConnector(Connector):
         mapping = load_mapping(self.type)
         folder = self.folder()
         if not folder.is_dir():
-            raise ExtractError(f"file drop folder not found (connection {self.connection.conn_id!r})")
+            raise ExtractError(
+                f"file drop folder not found: {folder} (connection {self.connection.conn_id!r})"
+            )
         raw: dict[str, pd.DataFrame] = {}
         where: dict[str, str] = {}
         for entity, entity_mapping in mapping.entities.items():

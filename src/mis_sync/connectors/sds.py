@@ -82,7 +82,9 @@ class CsvFolderConnector(Connector):
     def read_files(self, spec: FormatSpec) -> tuple[UPath, dict[str, pd.DataFrame | None]]:
         folder = self.folder()
         if not folder.is_dir():
-            raise ExtractError(f"{self.title} folder not found (connection {self.connection.conn_id!r})")
+            raise ExtractError(
+                f"{self.title} folder not found: {folder} (connection {self.connection.conn_id!r})"
+            )
         frames: dict[str, pd.DataFrame | None] = {}
         for key, source in spec.files.items():
             path = folder / source.file

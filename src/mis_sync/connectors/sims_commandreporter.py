@@ -71,7 +71,9 @@ class SimsCommandReporterConnector(Connector):
         spec = load_format(self.type)
         folder = self.folder()
         if not folder.is_dir():
-            raise ExtractError(f"{self.title} folder not found (connection {self.connection.conn_id!r})")
+            raise ExtractError(
+                f"{self.title} folder not found: {folder} (connection {self.connection.conn_id!r})"
+            )
         frames: dict[str, pd.DataFrame | None] = {}
         paths: list[UPath] = []
         for key, source in spec.files.items():
