@@ -233,7 +233,7 @@ def test_no_folder_configured() -> None:
 
 def test_folder_not_found(tmp_path: Path) -> None:
     message = read_error(tmp_path / "missing")
-    assert message == "file drop folder not found (connection 't')"
+    assert message == f"file drop folder not found: {tmp_path / 'missing'} (connection 't')"
 
 
 def test_missing_required_file(drop: Path) -> None:
