@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, String, and_, cast, exists, func, or_, select
 
 from mis_sync.directory.credentials import Credential
+from mis_sync.directory.history import person_history
 from mis_sync.directory.schema import AuditEntry, Group, Membership, SyncRun, User
 from mis_sync.directory.state import sync_status
 from mis_sync.pipeline import latest_report
@@ -202,27 +203,10 @@ def user_detail(engine: Engine, establishment_id: str, user_id: int) -> dict[str
         )
         if user is None:
             return None
-        user_key = f"user:{user['person_kind']}:{user['mis_id']}"
         timeline = connection.execute(
-            select(
-                AuditEntry.at,
-                AuditEntry.run_id,
-                AuditEntry.entity,
-                AuditEntry.entity_key,
-                AuditEntry.action,
-                AuditEntry.field,
-                AuditEntry.old_value,
-                AuditEntry.new_value,
-                AuditEntry.reason,
+            person_history(establishment_id, user["person_kind"], user["mis_id"]).order_by(
+                AuditEntry.at.desc(), AuditEntry.id.desc()
             )
-            .where(
-                AuditEntry.establishment_id == establishment_id,
-                or_(
-                    AuditEntry.entity_key == user_key,
-                    AuditEntry.entity_key.endswith(f" {user_key}", autoescape=True),
-                ),
-            )
-            .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
         ).all()
         groups = connection.execute(
             select(Group.name, Group.kind, Group.academic_year, Group.status, Membership.role)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, update
 
+from mis_sync.directory.history import user_key
 from mis_sync.directory.schema import AuditEntry, SyncRun, SyncState, User
 from mis_sync.privacy.settings import RetentionSettings
 from mis_sync.quality.schema import QualityFinding
@@ -22,11 +23,6 @@ PSEUDONYMISED = "[pseudonymised]"
 PERSONAL_AUDIT_FIELDS = ("first_name", "last_name", "display_name", "email", "year_group")
 """Audit fields whose values are personal; usernames stay (they stay reserved on the account row)."""
 _CHUNK = 400
-
-
-def user_key(person_kind: str, mis_id: str) -> str:
-    """The audit log's ``entity_key`` for a user (as ``directory.apply`` writes it)."""
-    return f"user:{person_kind}:{mis_id}"
 
 
 def run_times(engine: Engine, establishment_id: str) -> tuple[dict[str, datetime], str | None]:

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, insert, or_, select
 
 from mis_sync.csv_cells import safe_cell
 from mis_sync.directory.credentials import Credential
+from mis_sync.directory.history import person_history, user_key
 from mis_sync.directory.identity_store import ExistingUser
 from mis_sync.directory.schema import (
     AuditEntry,
@@ -34,7 +35,6 @@ from mis_sync.directory.schema import (
 )
 from mis_sync.errors import DataError
 from mis_sync.linking.schema import LinkDecision, LinkState
-from mis_sync.privacy.directory_retention import user_key
 from mis_sync.quality.schema import QualityFinding
 
 ENTITY_OF_KIND = {"pupil": "pupils", "staff": "staff", "contact": "contacts"}
@@ -112,30 +112,14 @@ def _principal(column: Any, username: str) -> Any:
 
 def collect(engine: Engine, person: Person) -> dict[str, list[dict[str, Any]]]:
     """Every section of the export, as lists of rows (column → value)."""
-    est, key = person.establishment_id, person.audit_key
+    est = person.establishment_id
     entity = ENTITY_OF_KIND[person.person_kind]
     user_columns = [c for c in User.__table__.c if c.name != "establishment_id"]
     with engine.connect() as c:
         return {
             "directory_record": _rows(c, select(*user_columns).where(User.id == person.user_id)),
             "history": _rows(
-                c,
-                select(
-                    AuditEntry.at,
-                    AuditEntry.run_id,
-                    AuditEntry.entity,
-                    AuditEntry.entity_key,
-                    AuditEntry.action,
-                    AuditEntry.field,
-                    AuditEntry.old_value,
-                    AuditEntry.new_value,
-                    AuditEntry.reason,
-                )
-                .where(
-                    AuditEntry.establishment_id == est,
-                    or_(AuditEntry.entity_key == key, like(AuditEntry.entity_key, f"% {literal(key)}")),
-                )
-                .order_by(AuditEntry.id),
+                c, person_history(est, person.person_kind, person.mis_id).order_by(AuditEntry.id)
             ),
             "memberships": _rows(
                 c,
