@@ -7,6 +7,7 @@ change the MIS export between nights and look at what each stage did.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,18 @@ def read_csv(drop: Path, name: str) -> pd.DataFrame:
 
 def write_csv(drop: Path, name: str, frame: pd.DataFrame) -> None:
     frame.to_csv(drop / name, index=False, lineterminator="\n")
+
+
+TERM_TIME = dt.date(2026, 11, 10)
+"""A term-time day: nothing leaving is an expected summer departure."""
+
+
+def first_night(engine: Engine, folder: Path) -> Path:
+    """A generated secondary's file drop after a first, clean night into ``engine``; returns the drop."""
+    from mis_sync.generator import generate_school, write_file_drop
+    from tests.helpers import demo_config
+
+    drop = folder / "drop"
+    write_file_drop(generate_school("secondary", 42, TERM_TIME, establishment_id="demo-academy"), drop)
+    run_stages(engine, folder / "runs", drop, demo_config(), "night-1")
+    return drop

@@ -123,7 +123,7 @@ def cmd_passwords(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """The DAG's five stages in one process (for data managers, benchmarks and debugging).
 
-    Exits 0 when the run applied (or dry-ran) everything, ``run_report.HELD_EXIT`` (5) when the brake
+    Exits 0 when the run applied (or dry-ran) everything, ``cli_errors.HELD`` (5) when the brake
     held destructive changes for approval.
 
     Without ``--work-dir`` the run folder (the extract, with children's data) lives in a private

@@ -57,7 +57,7 @@ class Plan:
         ``held_by_role`` what waits for approval."""
         users = self.users
         held = users["held"].astype(bool) if len(users) else pd.Series(dtype=bool)
-        groups_held, memberships_held = _held(self.groups), _held(self.memberships)
+        groups_held, memberships_held = held_rows(self.groups), held_rows(self.memberships)
         return {
             "users": _counts(users.loc[~held, "action"]) if len(users) else {},
             "users_by_role": _counts_by_role(users[~held]) if len(users) else {},
@@ -78,10 +78,12 @@ class Plan:
     @property
     def change_count(self) -> int:
         applied_users = int((~self.users["held"]).sum()) if len(self.users) else 0
-        return applied_users + int((~_held(self.groups)).sum()) + int((~_held(self.memberships)).sum())
+        return (
+            applied_users + int((~held_rows(self.groups)).sum()) + int((~held_rows(self.memberships)).sum())
+        )
 
 
-def _held(frame: pd.DataFrame) -> pd.Series:
+def held_rows(frame: pd.DataFrame) -> pd.Series:
     """The rows the brake held (plans written before groups and memberships could be held have none)."""
     if "held" not in frame or frame.empty:
         return pd.Series(False, index=frame.index, dtype=bool)

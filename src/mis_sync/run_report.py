@@ -285,16 +285,13 @@ def render_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-HELD_EXIT = HELD
-"""``misync run`` exit code when the brake held changes: a held run is not a plain success."""
-
-
 def exit_summary(report: dict[str, object]) -> int:
-    """The last line a script or an admin sees, and the exit code: 0, or ``HELD_EXIT`` when held."""
+    """The last line a script or an admin sees, and the exit code: 0, or ``cli_errors.HELD`` (5) when
+    held."""
     if report.get("hold") == "held" and report.get("outcome") == "applied":
         print(
             f"{report['mark']}: check the MIS export, then re-run with --approve-suspensions", file=sys.stderr
         )
-        return HELD_EXIT
+        return HELD
     print(f"{report.get('mark') or 'OK'}: {report['outcome']}, {report['writes']} directory writes")
     return 0

@@ -12,7 +12,6 @@ local emulators) sees a membership removed or added, while held or after.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
@@ -24,14 +23,20 @@ from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.schema import AuditEntry
 from mis_sync.directory.state import load_state
 from mis_sync.fakes import running_fake_classroom, running_fake_graph
-from mis_sync.generator import generate_school, write_file_drop
 from mis_sync.identity.store import pending_pairs, record_identity_decision
 from mis_sync.targets.settings import GoogleClassroomTarget, Microsoft365Target, OwnersPolicy, TargetsConfig
 from mis_sync.targets.stages import run_target
 from tests.helpers import demo_config
-from tests.stage_helpers import approve_held, context, later, read_csv, run_stages, write_csv
+from tests.stage_helpers import (
+    approve_held,
+    context,
+    first_night,
+    later,
+    read_csv,
+    run_stages,
+    write_csv,
+)
 
-AS_OF = dt.date(2026, 11, 10)  # term time: nothing is an expected summer departure
 DOMAIN = "school.example"
 CONN_ID = "msgraph_identity"
 GOOGLE_ID = "google_identity"
@@ -47,10 +52,8 @@ def engine(directory_url: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def night_one(engine, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
-    drop = tmp_path / "drop"
-    write_file_drop(generate_school("secondary", 42, AS_OF, establishment_id="demo-academy"), drop)
-    run_stages(engine, tmp_path / "runs", drop, demo_config(), "night-1")
-    return drop
+    """The school's drop folder after a first, clean night."""
+    return first_night(engine, tmp_path)
 
 
 def _rekey(drop: Path, share: float, seed: int = 5) -> dict[str, str]:

@@ -10,7 +10,6 @@ stops before plan.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pandas as pd
@@ -18,13 +17,10 @@ import pytest
 
 from mis_sync.directory.db import make_engine, migrate
 from mis_sync.directory.state import load_state
-from mis_sync.generator import generate_school, write_file_drop
 from mis_sync.quality import QualityStop
 from mis_sync.storage import read_table
 from tests.helpers import audit_count, demo_config
-from tests.stage_helpers import later, read_csv, run_stages, write_csv
-
-AS_OF = dt.date(2026, 11, 10)  # term time
+from tests.stage_helpers import first_night, later, read_csv, run_stages, write_csv
 
 
 @pytest.fixture
@@ -38,10 +34,7 @@ def engine(directory_url: str):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def night_one(engine, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     """The school's drop folder after a first, clean night."""
-    drop = tmp_path / "drop"
-    write_file_drop(generate_school("secondary", 42, AS_OF, establishment_id="demo-academy"), drop)
-    run_stages(engine, tmp_path / "runs", drop, demo_config(), "night-1")
-    return drop
+    return first_night(engine, tmp_path)
 
 
 def _on_roll(pupils: pd.DataFrame) -> pd.DataFrame:

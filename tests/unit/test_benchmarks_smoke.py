@@ -51,6 +51,18 @@ def test_benchmark_script_runs_its_first_scenario(common, script: str, tmp_path:
         command = [sys.executable, str(BENCHMARKS / f"{script}.py"), *SMOKE_ARGUMENTS[script]]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, f"{script}: exit {done.returncode}\n{done.stderr[-3000:]}"
+        # these scripts print each case's answer rather than fail on it: a broken import, a changed
+        # signature or a timeout must show as one here, not pass as a row of the table
+        broken = (
+            "ModuleNotFoundError",
+            "ImportError",
+            "TypeError",
+            "AttributeError",
+            "NameError",
+            "no answer",
+        )
+        assert not [word for word in broken if word in done.stdout], done.stdout[-3000:]
+        assert done.stdout.strip(), f"{script} printed nothing"
         return
     module = importlib.import_module(script)
     name, scenario = next(iter(module.SCENARIOS.items()))

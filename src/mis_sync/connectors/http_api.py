@@ -135,19 +135,24 @@ class _Transient(Exception):
         self.reason, self.retry_after = reason, retry_after
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: a number (fractions accepted) or an HTTP date."""
-    if not value:
+def retry_after_seconds(value: Any) -> float | None:
+    """``Retry-After`` as seconds: delta-seconds (fractions accepted) or an HTTP date (RFC 9110; one
+    without a zone is UTC); None if absent or unreadable. Every client here (MIS APIs, Graph,
+    Classroom) waits at least this long."""
+    text = "" if value is None else str(value).strip()
+    if not text:
         return None
     try:
-        return max(0.0, float(value))
+        return max(0.0, float(text))
     except ValueError:
         pass
     try:
-        when = email.utils.parsedate_to_datetime(value)
+        when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def is_loopback(host: str) -> bool:

@@ -27,7 +27,7 @@ from mis_sync.directory.state import _utc, query_frame, user_ids
 from mis_sync.errors import StalePlanError
 from mis_sync.identity.store import apply_identity
 from mis_sync.passwords import PasswordPolicies, generate_passwords
-from mis_sync.plan import GROUP_FIELDS, USER_FIELDS, Plan, older_snapshot_reason
+from mis_sync.plan import GROUP_FIELDS, USER_FIELDS, Plan, held_rows, older_snapshot_reason
 
 CHUNK = 2000
 """Rows per executemany: large enough for speed, small enough for PostgreSQL's parameter limit."""
@@ -239,9 +239,7 @@ def _field_audits(frame: pd.DataFrame, fields: list[str], entity: str, key: pd.S
 
 def _not_held(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows apply may write: the brake's held rows stay as they are until an approval."""
-    if "held" not in frame or frame.empty:
-        return frame
-    return frame[~frame["held"].fillna(False).astype(bool)].reset_index(drop=True)
+    return frame[~held_rows(frame)].reset_index(drop=True)
 
 
 def _apply_groups(connection: Connection, est: str, plan: Plan, run_id: str, now: datetime) -> int:

@@ -31,6 +31,7 @@ from googleapiclient.errors import BatchError, HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from mis_sync.connections import ConnectionInfo
+from mis_sync.connectors.http_api import retry_after_seconds
 from mis_sync.errors import SetupError
 from mis_sync.targets.engine import TransientError
 
@@ -74,11 +75,8 @@ def is_throttle(exc: HttpError) -> bool:
 
 
 def retry_after(exc: HttpError) -> float | None:
-    value = exc.resp.get("retry-after") if exc.resp is not None else None
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None
+    """The answer's ``Retry-After`` (seconds or an HTTP date), as every client here reads it."""
+    return retry_after_seconds(exc.resp.get("retry-after") if exc.resp is not None else None)
 
 
 def _key_info(conn: ConnectionInfo) -> dict[str, Any] | None:

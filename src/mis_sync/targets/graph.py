@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import cache
 from typing import Any
 from urllib.parse import quote
 
+from mis_sync.connectors.http_api import retry_after_seconds
 from mis_sync.errors import SetupError
 from mis_sync.targets.engine import WRITE_ACTIONS, Op, Outcome, TransientError
 
@@ -37,25 +36,6 @@ NOT_THERE = "removed object references do not exist"
 
 def _odata_quote(value: str) -> str:
     return value.replace("'", "''")
-
-
-def retry_after_seconds(value: Any) -> float | None:
-    """A ``Retry-After`` header as seconds: delta-seconds or an HTTP date (RFC 9110); None if absent
-    or unreadable."""
-    if value is None or str(value).strip() == "":
-        return None
-    text = str(value).strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 class GraphTransport:
